@@ -1,0 +1,396 @@
+//! The agent WebSocket protocol: frames the hub sends and requests it accepts.
+//!
+//! Every frame is one JSON object `{"data": {…}, "result": {"code": N, "message": "…"}}`. The
+//! codes are fixed by the original protocol: 101 heartbeat, 102 system, 1001–1004 text, image,
+//! voice and video, and -1 error; 1005 location and 1006 link are wxkf's additions.
+//! `result.code` is always a JSON number in what the hub sends.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::ids::{CompanyId, MessageId, OpenId, Seq, SYSTEM_CONTACT_ID};
+use crate::message::{MediaSource, MessageBody};
+use crate::time::Timestamp;
+
+pub const CODE_HEARTBEAT: i32 = 101;
+pub const CODE_SYSTEM: i32 = 102;
+pub const CODE_ERROR: i32 = -1;
+
+/// The `result.code` for a message frame's `msg_type`, or `None` for an unknown type.
+pub fn code_for_msg_type(msg_type: &str) -> Option<i32> {
+    match msg_type {
+        "system" => Some(CODE_SYSTEM),
+        "text" => Some(1001),
+        "image" => Some(1002),
+        "voice" => Some(1003),
+        "video" => Some(1004),
+        "location" => Some(1005),
+        "link" => Some(1006),
+        _ => None,
+    }
+}
+
+/// The sender name system frames carry.
+pub const SYSTEM_NAME: &str = "系统消息";
+
+/// A message or system frame as it is stored in an agent's stream and sent to its sockets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Frame {
+    pub data: FrameData,
+    pub result: FrameResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrameData {
+    pub id: String,
+    pub name: String,
+    pub avatar: String,
+    pub msg_type: String,
+    pub contact_id: String,
+    pub company_id: String,
+    /// Unix seconds when the user sent the message or the hub raised the event.
+    pub send_time: i64,
+    pub data: Value,
+    /// The frame's position in the agent's stream; set when the frame is read back from the
+    /// store, absent while it is being stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrameResult {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Frame {
+    /// Builds the frame for a user's message.
+    pub fn message(
+        id: &MessageId,
+        company: &CompanyId,
+        user: &OpenId,
+        name: &str,
+        avatar: &str,
+        sent_at: Timestamp,
+        body: &MessageBody,
+    ) -> Frame {
+        let msg_type = body.msg_type();
+        Frame {
+            data: FrameData {
+                id: id.to_string(),
+                name: name.to_owned(),
+                avatar: avatar.to_owned(),
+                msg_type: msg_type.to_owned(),
+                contact_id: user.to_string(),
+                company_id: company.to_string(),
+                send_time: sent_at.as_secs(),
+                data: body_json(body),
+                seq: None,
+            },
+            result: FrameResult {
+                code: code_for_msg_type(msg_type).unwrap_or(CODE_SYSTEM),
+                message: "common".to_owned(),
+            },
+        }
+    }
+
+    /// Builds a system frame (code 102) whose `data.data` is `{"event": …, "text": …}` plus
+    /// `fields`.
+    pub fn system(
+        id: &MessageId,
+        company: &CompanyId,
+        at: Timestamp,
+        event: &str,
+        text: &str,
+        fields: Map<String, Value>,
+    ) -> Frame {
+        let mut body = Map::with_capacity(fields.len() + 2);
+        body.insert("event".to_owned(), Value::from(event));
+        body.insert("text".to_owned(), Value::from(text));
+        body.extend(fields);
+        Frame {
+            data: FrameData {
+                id: id.to_string(),
+                name: SYSTEM_NAME.to_owned(),
+                avatar: String::new(),
+                msg_type: "system".to_owned(),
+                contact_id: SYSTEM_CONTACT_ID.to_owned(),
+                company_id: company.to_string(),
+                send_time: at.as_secs(),
+                data: Value::Object(body),
+                seq: None,
+            },
+            result: FrameResult {
+                code: CODE_SYSTEM,
+                message: "common".to_owned(),
+            },
+        }
+    }
+
+    /// Returns the frame as it is sent, carrying its stream position.
+    pub fn with_seq(mut self, seq: Seq) -> Frame {
+        self.data.seq = Some(seq.0);
+        self
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a frame is plain JSON data and always serializes")
+    }
+}
+
+fn media_json(media: &MediaSource) -> Map<String, Value> {
+    let mut body = Map::new();
+    body.insert(
+        "media_path".to_owned(),
+        Value::from(media.url.clone().unwrap_or_default()),
+    );
+    if let Some(media_id) = &media.media_id {
+        body.insert("media_id".to_owned(), Value::from(media_id.as_str()));
+    }
+    body
+}
+
+fn insert_some(body: &mut Map<String, Value>, key: &str, value: &Option<String>) {
+    if let Some(value) = value {
+        body.insert(key.to_owned(), Value::from(value.as_str()));
+    }
+}
+
+/// The type-specific `data.data` of a message frame.
+fn body_json(body: &MessageBody) -> Value {
+    match body {
+        MessageBody::Text { content } => json!({ "content": content }),
+        MessageBody::Image { media } => Value::Object(media_json(media)),
+        MessageBody::Voice {
+            media,
+            format,
+            recognition,
+            media_id_16k,
+        } => {
+            let mut fields = media_json(media);
+            insert_some(&mut fields, "format", format);
+            insert_some(&mut fields, "recognition", recognition);
+            insert_some(&mut fields, "media_id_16k", media_id_16k);
+            Value::Object(fields)
+        }
+        MessageBody::Video {
+            media,
+            thumb_media_id,
+            short,
+        } => {
+            let mut fields = media_json(media);
+            insert_some(&mut fields, "thumb_media_id", thumb_media_id);
+            if *short {
+                fields.insert("wechat_type".to_owned(), Value::from("shortvideo"));
+            }
+            Value::Object(fields)
+        }
+        MessageBody::Location {
+            latitude,
+            longitude,
+            scale,
+            label,
+        } => json!({
+            "latitude": latitude,
+            "longitude": longitude,
+            "scale": scale,
+            "label": label,
+        }),
+        MessageBody::Link {
+            title,
+            description,
+            url,
+        } => json!({ "title": title, "description": description, "url": url }),
+    }
+}
+
+/// The code 101 frame that answers an agent's heartbeat.
+pub fn heartbeat_frame() -> String {
+    r#"{"data":{},"result":{"code":101,"message":"heartbeat"}}"#.to_owned()
+}
+
+/// The code -1 frame that tells an agent why its frame was rejected.
+pub fn error_frame(error: &str) -> String {
+    json!({ "data": { "error": error }, "result": { "code": CODE_ERROR, "message": "error" } })
+        .to_string()
+}
+
+/// A frame an agent sent, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentRequest {
+    Heartbeat,
+    /// Everything up to `seq` arrived.
+    Ack { seq: Seq },
+    /// Send the contact list again.
+    Contacts,
+    /// A reply to a contact; `client_msg_id` lets the agent match the outcome.
+    Send {
+        client_msg_id: Option<String>,
+        data: Value,
+    },
+}
+
+/// Why an agent's frame was rejected; the text goes back in a code -1 frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("frame is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("frame must be a JSON object")]
+    NotAnObject,
+    #[error("unknown action {0:?}; expected heartbeat, ack, contacts or send")]
+    UnknownAction(String),
+    #[error("action must be a string")]
+    ActionNotString,
+    #[error("ack needs a non-negative integer seq")]
+    InvalidAckSeq,
+    #[error("frame has neither an action nor result.code 101 (heartbeat)")]
+    Unrecognized,
+    #[error("result.code {0} is not something an agent can send; only 101 (heartbeat) is")]
+    UnexpectedCode(String),
+}
+
+impl AgentRequest {
+    /// Parses an agent's text frame. Both heartbeat forms are accepted: the original
+    /// `{"data":{},"result":{"code":101,"message":"heartbeat"}}` (code as a number or a numeric
+    /// string) and `{"action":"heartbeat"}`.
+    pub fn parse(text: &str) -> Result<AgentRequest, RequestError> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|error| RequestError::InvalidJson(error.to_string()))?;
+        let Value::Object(object) = value else {
+            return Err(RequestError::NotAnObject);
+        };
+
+        if let Some(action) = object.get("action") {
+            let action = action.as_str().ok_or(RequestError::ActionNotString)?;
+            return match action {
+                "heartbeat" => Ok(AgentRequest::Heartbeat),
+                "contacts" => Ok(AgentRequest::Contacts),
+                "ack" => {
+                    let seq = object
+                        .get("seq")
+                        .and_then(parse_u64)
+                        .ok_or(RequestError::InvalidAckSeq)?;
+                    Ok(AgentRequest::Ack { seq: Seq(seq) })
+                }
+                "send" => Ok(AgentRequest::Send {
+                    client_msg_id: object
+                        .get("client_msg_id")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    data: object.get("data").cloned().unwrap_or(Value::Null),
+                }),
+                other => Err(RequestError::UnknownAction(other.to_owned())),
+            };
+        }
+
+        match object.get("result").and_then(|result| result.get("code")) {
+            Some(code) => match parse_i64(code) {
+                Some(101) => Ok(AgentRequest::Heartbeat),
+                _ => Err(RequestError::UnexpectedCode(code.to_string())),
+            },
+            None => Err(RequestError::Unrecognized),
+        }
+    }
+}
+
+/// Reads a JSON number or a string of decimal digits, as the original protocol sometimes
+/// writes codes as strings.
+pub(crate) fn parse_i64(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(number) => number.as_i64(),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn parse_u64(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(number) => number.as_u64(),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_heartbeat_forms_parse() {
+        let seed = r#"{"data":{},"result":{"code":101,"message":"heartbeat"}}"#;
+        let string_code = r#"{"data":{},"result":{"code":"101","message":"heartbeat"}}"#;
+        let action = r#"{"action":"heartbeat"}"#;
+        for text in [seed, string_code, action] {
+            assert_eq!(AgentRequest::parse(text), Ok(AgentRequest::Heartbeat), "{text}");
+        }
+    }
+
+    #[test]
+    fn ack_needs_a_seq() {
+        assert_eq!(
+            AgentRequest::parse(r#"{"action":"ack","seq":7}"#),
+            Ok(AgentRequest::Ack { seq: Seq(7) })
+        );
+        assert_eq!(
+            AgentRequest::parse(r#"{"action":"ack"}"#),
+            Err(RequestError::InvalidAckSeq)
+        );
+        assert_eq!(
+            AgentRequest::parse(r#"{"action":"ack","seq":-1}"#),
+            Err(RequestError::InvalidAckSeq)
+        );
+    }
+
+    #[test]
+    fn unknown_and_malformed_frames_are_named() {
+        assert_eq!(
+            AgentRequest::parse(r#"{"action":"dance"}"#),
+            Err(RequestError::UnknownAction("dance".into()))
+        );
+        assert!(matches!(
+            AgentRequest::parse("{not json"),
+            Err(RequestError::InvalidJson(_))
+        ));
+        assert_eq!(AgentRequest::parse("[1]"), Err(RequestError::NotAnObject));
+        assert_eq!(
+            AgentRequest::parse(r#"{"result":{"code":1001}}"#),
+            Err(RequestError::UnexpectedCode("1001".into()))
+        );
+    }
+
+    #[test]
+    fn message_frame_has_seed_fields_in_order() {
+        let frame = Frame::message(
+            &MessageId::parse("1234567890123456").unwrap(),
+            &CompanyId::parse("acme").unwrap(),
+            &OpenId::parse("oUser").unwrap(),
+            "",
+            "",
+            Timestamp::from_secs(1_348_831_860),
+            &MessageBody::Text {
+                content: "你好 😀 /::)".into(),
+            },
+        )
+        .with_seq(Seq(3));
+        assert_eq!(
+            frame.to_json(),
+            r#"{"data":{"id":"1234567890123456","name":"","avatar":"","msg_type":"text","contact_id":"oUser","company_id":"acme","send_time":1348831860,"data":{"content":"你好 😀 /::)"},"seq":3},"result":{"code":1001,"message":"common"}}"#
+        );
+    }
+
+    #[test]
+    fn system_frame_comes_from_system01() {
+        let frame = Frame::system(
+            &MessageId::parse("s1").unwrap(),
+            &CompanyId::parse("acme").unwrap(),
+            Timestamp::from_secs(10),
+            "contact_assigned",
+            "新联系人",
+            Map::new(),
+        );
+        assert_eq!(frame.data.contact_id, "system01");
+        assert_eq!(frame.data.name, "系统消息");
+        assert_eq!(frame.result.code, 102);
+        assert_eq!(frame.data.data["event"], "contact_assigned");
+    }
+}

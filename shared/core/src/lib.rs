@@ -1,0 +1,30 @@
+//! wxkf-core: everything the wxkf hub does, independent of where it runs.
+//!
+//! # Layout
+//!
+//! - [`ids`], [`time`]: identifiers parsed at the edge, and the injected clock.
+//! - [`message`]: a user's message or event after parsing, the same for both routes.
+//! - [`wechat`]: WeChat's message XML, signatures and message encryption.
+//! - [`upstream`]: the JSON `send` route's body.
+//! - [`frame`]: the agent WebSocket protocol, frames out and requests in.
+//! - [`token`]: signed agent tokens and API keys.
+//! - [`ports`]: the store and pusher traits adapters implement.
+//! - [`hub`]: the use cases: receive, connect, agent frames, disconnect, sweep.
+//! - [`memory`]: in-memory adapters, used in tests and as the reference store.
+//! - [`config`]: typed configuration from `WXKF_…` variables.
+//! - `conformance` (feature `test-support`): the suite every store adapter passes.
+
+pub mod config;
+pub mod frame;
+pub mod hub;
+pub mod ids;
+pub mod memory;
+pub mod message;
+pub mod ports;
+pub mod time;
+pub mod token;
+pub mod upstream;
+pub mod wechat;
+
+#[cfg(feature = "test-support")]
+pub mod conformance;

@@ -1,0 +1,170 @@
+//! What a WeChat user sent, after the XML or JSON route has parsed it: one [`Inbound`] type
+//! for both routes, so that routing and delivery never see the wire format.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{CompanyId, MessageId, OpenId};
+use crate::time::Timestamp;
+
+/// A message or event from a WeChat user, parsed and ready for routing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inbound {
+    pub company: CompanyId,
+    pub user: OpenId,
+    pub profile: Profile,
+    /// When the user sent it (WeChat's `CreateTime`, whole seconds).
+    pub sent_at: Timestamp,
+    pub kind: InboundKind,
+}
+
+/// The user's nickname and avatar URL, when the caller knows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    pub name: Option<String>,
+    pub avatar: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum InboundKind {
+    Message { id: MessageId, body: MessageBody },
+    Event(UserEvent),
+}
+
+/// The body of an ordinary message, one variant per agent frame type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MessageBody {
+    Text {
+        content: String,
+    },
+    Image {
+        media: MediaSource,
+    },
+    Voice {
+        media: MediaSource,
+        /// WeChat's `Format`, usually `amr` or `speex`.
+        format: Option<String>,
+        /// Speech recognition result; mostly empty since WeChat stopped filling it.
+        recognition: Option<String>,
+        /// `MediaId16K`: the same recording at 16 kHz, when WeChat offers it.
+        media_id_16k: Option<String>,
+    },
+    Video {
+        media: MediaSource,
+        thumb_media_id: Option<String>,
+        /// WeChat's `shortvideo` type; agents see both as `video`.
+        short: bool,
+    },
+    Location {
+        latitude: f64,
+        longitude: f64,
+        scale: Option<f64>,
+        label: String,
+    },
+    Link {
+        title: String,
+        description: String,
+        url: String,
+    },
+}
+
+/// Where a media message's file can be fetched from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MediaSource {
+    /// WeChat's `MediaId`, fetched through `media/get`.
+    pub media_id: Option<String>,
+    /// A direct URL: an image's `PicUrl` or the JSON route's `media_path`.
+    pub url: Option<String>,
+}
+
+/// An event WeChat reports about a user.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserEvent {
+    /// A follow; `scene` is the QR scene with its `qrscene_` prefix removed.
+    Subscribe {
+        scene: Option<String>,
+        ticket: Option<String>,
+    },
+    Unsubscribe,
+    /// A scan of a parametric QR code by a user who already follows the account.
+    Scan {
+        scene: String,
+        ticket: Option<String>,
+    },
+    /// The periodic location report (not something the user typed).
+    Location {
+        latitude: f64,
+        longitude: f64,
+        precision: Option<f64>,
+    },
+    /// A `click` menu button.
+    Click { key: String },
+    /// A `view` menu button that opened a page.
+    View { url: String, menu_id: Option<String> },
+}
+
+impl UserEvent {
+    /// WeChat's spelling of the event, as used in deduplication keys.
+    pub fn wechat_name(&self) -> &'static str {
+        match self {
+            UserEvent::Subscribe { .. } => "subscribe",
+            UserEvent::Unsubscribe => "unsubscribe",
+            UserEvent::Scan { .. } => "SCAN",
+            UserEvent::Location { .. } => "LOCATION",
+            UserEvent::Click { .. } => "CLICK",
+            UserEvent::View { .. } => "VIEW",
+        }
+    }
+
+    /// Whether the event opens the user's 48-hour reply window. WeChat counts a message, a
+    /// follow, a QR scan and a click menu event as interactions; a location report, a link menu
+    /// event and an unfollow do not.
+    pub fn opens_window(&self) -> bool {
+        matches!(
+            self,
+            UserEvent::Subscribe { .. } | UserEvent::Scan { .. } | UserEvent::Click { .. }
+        )
+    }
+}
+
+impl MessageBody {
+    /// The agent frame's `msg_type` for this body.
+    pub fn msg_type(&self) -> &'static str {
+        match self {
+            MessageBody::Text { .. } => "text",
+            MessageBody::Image { .. } => "image",
+            MessageBody::Voice { .. } => "voice",
+            MessageBody::Video { .. } => "video",
+            MessageBody::Location { .. } => "location",
+            MessageBody::Link { .. } => "link",
+        }
+    }
+}
+
+/// The key under which a message or event is remembered to drop WeChat's retries: the user's
+/// OpenID with the MsgId, or for events (which carry no MsgId) with CreateTime and the event.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DedupKey(String);
+
+impl DedupKey {
+    pub fn for_inbound(inbound: &Inbound) -> Self {
+        let company = inbound.company.as_str();
+        let user = inbound.user.as_str();
+        match &inbound.kind {
+            InboundKind::Message { id, .. } => Self(format!("{company}|m|{user}|{id}")),
+            InboundKind::Event(event) => Self(format!(
+                "{company}|e|{user}|{}|{}",
+                inbound.sent_at.as_secs(),
+                event.wechat_name()
+            )),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Rebuilds a key read back from a store.
+    pub fn from_stored(value: String) -> Self {
+        Self(value)
+    }
+}
