@@ -147,6 +147,7 @@ pub struct QueuedRecord {
     pub user: OpenId,
     pub name: String,
     pub avatar: String,
+    /// Arrival time; also the `now` at which a held contact's window is judged open.
     pub at: Timestamp,
     pub frame: Frame,
 }
@@ -155,6 +156,9 @@ pub struct QueuedRecord {
 pub enum QueueOutcome {
     Queued,
     Duplicate,
+    /// The user is already an agent's contact with a window open at `at` (an assignment won a
+    /// race with this message); nothing was written and the caller appends to that agent.
+    Held(Contact),
 }
 
 /// A user waiting in a company queue.
@@ -281,7 +285,9 @@ pub trait StreamStore: Send + Sync {
     /// Raises the delivered position to `seq` (never lowers it).
     async fn mark_delivered(&self, agent: &AgentId, seq: Seq) -> Result<(), StoreError>;
 
-    /// Puts a frame in the company queue for the user unless its dedup key was seen.
+    /// Puts a frame in the company queue for the user unless its dedup key was seen or the user
+    /// is held by an agent with an open window. The check and the write are one atomic step, so
+    /// a frame never lands in the queue after [`ContactStore::try_assign`] emptied it.
     async fn enqueue(&self, record: QueuedRecord) -> Result<QueueOutcome, StoreError>;
 
     /// Returns up to `limit` waiting users of the company, longest waiting first.

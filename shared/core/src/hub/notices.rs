@@ -1,0 +1,176 @@
+//! The system frames (code 102) the hub raises, with a stable English `event` for programs and
+//! a Chinese `text` for the agent.
+
+use serde_json::{json, Map, Value};
+
+use crate::frame::Frame;
+use crate::ids::{CompanyId, MessageId, OpenId, Seq};
+use crate::message::UserEvent;
+use crate::ports::Contact;
+use crate::time::Timestamp;
+
+/// The user a notice is about, as agents see it.
+pub(crate) struct UserRef<'a> {
+    pub user: &'a OpenId,
+    pub name: &'a str,
+    pub avatar: &'a str,
+}
+
+impl UserRef<'_> {
+    fn fields(&self) -> Map<String, Value> {
+        let mut fields = Map::new();
+        fields.insert("contact_id".into(), Value::from(self.user.as_str()));
+        fields.insert("name".into(), Value::from(self.name));
+        fields.insert("avatar".into(), Value::from(self.avatar));
+        fields
+    }
+
+    /// The name an agent knows the user by: the nickname, else the OpenID.
+    fn label(&self) -> &str {
+        if self.name.is_empty() {
+            self.user.as_str()
+        } else {
+            self.name
+        }
+    }
+}
+
+pub(crate) fn contact_assigned(company: &CompanyId, at: Timestamp, user: &UserRef) -> Frame {
+    Frame::system(
+        &MessageId::generate(),
+        company,
+        at,
+        "contact_assigned",
+        &format!("新联系人 {} 已分配给你", user.label()),
+        user.fields(),
+    )
+}
+
+/// Why a contact left an agent's list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseReason {
+    WindowClosed,
+    Unsubscribed,
+}
+
+impl ReleaseReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            ReleaseReason::WindowClosed => "window_closed",
+            ReleaseReason::Unsubscribed => "unsubscribed",
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            ReleaseReason::WindowClosed => "48 小时回复窗口已关闭",
+            ReleaseReason::Unsubscribed => "用户已取消关注",
+        }
+    }
+}
+
+pub(crate) fn contact_released(
+    company: &CompanyId,
+    at: Timestamp,
+    user: &UserRef,
+    reason: ReleaseReason,
+) -> Frame {
+    let mut fields = user.fields();
+    fields.insert("reason".into(), Value::from(reason.as_str()));
+    Frame::system(
+        &MessageId::generate(),
+        company,
+        at,
+        "contact_released",
+        &format!("联系人 {} 已移出列表：{}", user.label(), reason.text()),
+        fields,
+    )
+}
+
+/// The frame for a user event; `id` is stable for a given event so retries carry the same id.
+pub(crate) fn user_event(
+    id: &MessageId,
+    company: &CompanyId,
+    at: Timestamp,
+    user: &UserRef,
+    event: &UserEvent,
+) -> Frame {
+    let mut fields = user.fields();
+    let label = user.label();
+    let (name, text) = match event {
+        UserEvent::Subscribe { scene, ticket } => {
+            insert_opt(&mut fields, "scene", scene);
+            insert_opt(&mut fields, "ticket", ticket);
+            let text = match scene {
+                Some(scene) => format!("用户 {label} 扫码关注了公众号（场景 {scene}）"),
+                None => format!("用户 {label} 关注了公众号"),
+            };
+            ("user_subscribed", text)
+        }
+        UserEvent::Unsubscribe => ("user_unsubscribed", format!("用户 {label} 取消了关注")),
+        UserEvent::Scan { scene, ticket } => {
+            fields.insert("scene".into(), Value::from(scene.as_str()));
+            insert_opt(&mut fields, "ticket", ticket);
+            ("user_scanned", format!("用户 {label} 扫描了二维码（场景 {scene}）"))
+        }
+        UserEvent::Location {
+            latitude,
+            longitude,
+            precision,
+        } => {
+            fields.insert("latitude".into(), json!(latitude));
+            fields.insert("longitude".into(), json!(longitude));
+            fields.insert("precision".into(), json!(precision));
+            ("user_location", format!("用户 {label} 上报了地理位置"))
+        }
+        UserEvent::Click { key } => {
+            fields.insert("key".into(), Value::from(key.as_str()));
+            ("menu_click", format!("用户 {label} 点击了菜单 {key}"))
+        }
+        UserEvent::View { url, menu_id } => {
+            fields.insert("url".into(), Value::from(url.as_str()));
+            insert_opt(&mut fields, "menu_id", menu_id);
+            ("menu_view", format!("用户 {label} 打开了菜单链接"))
+        }
+    };
+    Frame::system(id, company, at, name, &text, fields)
+}
+
+fn insert_opt(fields: &mut Map<String, Value>, key: &str, value: &Option<String>) {
+    if let Some(value) = value {
+        fields.insert(key.into(), Value::from(value.as_str()));
+    }
+}
+
+/// The contact list, sent on an agent's first frame and on request. It is not stored, so it
+/// carries the stream's current last position as its `seq`: resuming from it loses nothing.
+pub(crate) fn contacts(
+    company: &CompanyId,
+    at: Timestamp,
+    contacts: &[Contact],
+    last: Seq,
+) -> Frame {
+    let list: Vec<Value> = contacts
+        .iter()
+        .map(|contact| {
+            json!({
+                "contact_id": contact.user.as_str(),
+                "name": contact.name,
+                "avatar": contact.avatar,
+                "last_message_time": contact.last_inbound_at.as_secs(),
+                "window_closes_at": contact.window_closes_at.as_secs(),
+            })
+        })
+        .collect();
+    let mut fields = Map::new();
+    fields.insert("contacts".into(), Value::Array(list));
+    Frame::system(
+        &MessageId::generate(),
+        company,
+        at,
+        "contacts",
+        &format!("联系人列表：共 {} 人", contacts.len()),
+        fields,
+    )
+    .with_seq(last)
+}
