@@ -26,6 +26,10 @@ const INTERVAL: Duration = Duration::from_millis(200);
 
 /// WAL pages (4 KiB each by default) after which the writer's own commit checkpoints. It sits
 /// well above what one interval of heavy load writes, so that it rarely fires.
+///
+/// NOTE: SQLite reuses the WAL file from its start after a checkpoint instead of shrinking it,
+/// so the file keeps its largest size until the store closes. In `store_bench` (300,000
+/// messages from 128 tasks) it reached about 110 MB.
 pub(super) const WRITER_AUTOCHECKPOINT_PAGES: u32 = 16_384;
 
 /// The running checkpoint thread; dropping it stops the thread and waits for it.
