@@ -204,6 +204,7 @@ fn message(company: &CompanyId, task: usize, n: usize, start: Timestamp) -> Inbo
         user: user(index),
         agent: agent(index),
         frame,
+        stored_at: sent_at,
         refresh: Some(ContactRefresh {
             last_inbound_at: sent_at,
             window_closes_at: sent_at.plus_secs(WINDOW_SECS),

@@ -84,11 +84,11 @@ CREATE TABLE streams (
 CREATE TABLE frames (
     agent   TEXT NOT NULL,
     seq     INTEGER NOT NULL,
-    sent_at INTEGER NOT NULL,
+    stored_at INTEGER NOT NULL,
     frame   TEXT NOT NULL,
     PRIMARY KEY (agent, seq)
 );
-CREATE INDEX frames_by_age ON frames (sent_at);
+CREATE INDEX frames_by_age ON frames (stored_at);
 
 CREATE TABLE dedup (
     dedup_key  TEXT PRIMARY KEY,
@@ -164,7 +164,7 @@ mod sql {
     pub const NEXT_SEQ: &str = "INSERT INTO streams (agent, last_seq) VALUES (?1, 1) \
         ON CONFLICT (agent) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq";
     pub const INSERT_FRAME: &str =
-        "INSERT INTO frames (agent, seq, sent_at, frame) VALUES (?1, ?2, ?3, ?4)";
+        "INSERT INTO frames (agent, seq, stored_at, frame) VALUES (?1, ?2, ?3, ?4)";
     pub const SELECT_FRAMES_AFTER: &str = "SELECT seq, frame FROM frames \
         WHERE agent = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
     pub const SELECT_CURSOR: &str =
@@ -197,7 +197,7 @@ mod sql {
         WHERE company = ?1 ORDER BY since, open_id LIMIT ?2";
 
     pub const PRUNE_DEDUP: &str = "DELETE FROM dedup WHERE expires_at <= ?1";
-    pub const PRUNE_FRAMES: &str = "DELETE FROM frames WHERE sent_at < ?1";
+    pub const PRUNE_FRAMES: &str = "DELETE FROM frames WHERE stored_at < ?1";
 
     /// Every statement above, for the query plan test.
     #[cfg(test)]
@@ -458,12 +458,16 @@ impl StreamStore for SqliteStore {
             .await
     }
 
-    async fn append_system(&self, agent: &AgentId, frame: &Frame) -> Result<Seq, StoreError> {
+    async fn append_system(
+        &self,
+        agent: &AgentId,
+        frame: &Frame,
+        at: Timestamp,
+    ) -> Result<Seq, StoreError> {
         let agent = agent.clone();
-        let sent_at = sent_at(frame);
         let json = frame_json(frame);
         self.writer
-            .call(move |db| append_frame(db, &agent, sent_at, &json))
+            .call(move |db| append_frame(db, &agent, at, &json))
             .await
     }
 
@@ -609,13 +613,13 @@ fn try_assign(
     db.prepare_cached(sql::SET_LAST_ASSIGNED)?
         .execute(params![agent.as_str(), now.0])?;
 
-    let seq = append_frame(db, &agent, sent_at(&notice), notice_json)?;
+    let seq = append_frame(db, &agent, now, notice_json)?;
     let mut frames = vec![(seq, notice.with_seq(seq))];
     for (id, json) in queued_frames(db, &company, &user)? {
         let frame = serde_json::from_str::<Frame>(&json).map_err(|error| {
             JobError::Corrupt(format!("queued frame {id} is not a valid frame: {error}"))
         })?;
-        let seq = append_frame(db, &agent, sent_at(&frame), &json)?;
+        let seq = append_frame(db, &agent, now, &json)?;
         frames.push((seq, frame.with_seq(seq)));
     }
     let key = params![company.as_str(), user.as_str()];
@@ -664,7 +668,7 @@ fn append_inbound(
 
     db.prepare_cached(sql::INSERT_DEDUP)?
         .execute(params![record.dedup.as_str(), record.dedup_expires_at.0])?;
-    let seq = append_frame(db, &record.agent, sent_at(&record.frame), json)?;
+    let seq = append_frame(db, &record.agent, record.stored_at, json)?;
     Ok(AppendOutcome::Stored(seq))
 }
 
@@ -697,7 +701,7 @@ fn dedup_seen(db: &Database, key: &str) -> Result<bool, JobError> {
 fn append_frame(
     db: &Database,
     agent: &AgentId,
-    sent_at: Timestamp,
+    stored_at: Timestamp,
     json: &str,
 ) -> Result<Seq, JobError> {
     let last: i64 = db
@@ -706,7 +710,7 @@ fn append_frame(
     db.prepare_cached(sql::INSERT_FRAME)?.execute(params![
         agent.as_str(),
         last,
-        sent_at.0,
+        stored_at.0,
         json
     ])?;
     seq_value(last)
@@ -739,10 +743,6 @@ fn decode_frame(json: &str, seq: Seq) -> Result<Frame, JobError> {
     Ok(frame.with_seq(seq))
 }
 
-/// Returns a frame's age for pruning, its `send_time`, the one time every frame carries.
-fn sent_at(frame: &Frame) -> Timestamp {
-    Timestamp::from_secs(frame.data.send_time)
-}
 
 fn collect_rows<T>(
     mut rows: rusqlite::Rows<'_>,

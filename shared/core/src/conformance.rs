@@ -21,11 +21,12 @@
 //! - A connection has expired at `now` when `expires_at <= now`. A contact's window is open at
 //!   `now` while `window_closes_at > now`, so a contact lapses at exactly `window_closes_at`.
 //! - A dedup key blocks its message until [`StreamStore::prune`] removes it, even after its
-//!   `dedup_expires_at` has passed, because appends carry no current time to compare with.
+//!   `dedup_expires_at` has passed; the sweep prunes every minute.
 //! - `append_inbound` with a refresh treats the window as open while it closes after the
 //!   refresh's `last_inbound_at`. The refresh overwrites the contact's times, even with
 //!   earlier ones.
-//! - A frame's age for `prune` is its `data.send_time`, the only time every frame carries.
+//! - A frame's age for `prune` is its storage time (`InboundRecord::stored_at`, the assignment's
+//!   `now`, `append_system`'s `at`), never the user's `send_time`, which WeChat sets.
 //! - `AgentLoad::idle_since` is the time of the agent's last successful `try_assign`, which a
 //!   later release does not change. An agent never assigned reports the earliest
 //!   `connected_at` among its unexpired connections.
@@ -421,7 +422,7 @@ pub async fn assignment_returns_notice_with_next_seq<S: Store>(store: impl Deref
     let store = &*store;
     let earlier = system_frame("sys-1", at(0));
     let first = ok(
-        store.append_system(&agent("agent-1"), &earlier).await,
+        store.append_system(&agent("agent-1"), &earlier, START).await,
         "append_system",
     );
     assert_eq!(
@@ -817,7 +818,7 @@ pub async fn appends_number_each_agent_separately<S: Store>(store: impl Deref<Ta
     let b1 = append_text(store, "k3", "agent-2", "user-2").await;
     let a3 = ok(
         store
-            .append_system(&agent("agent-1"), &system_frame("s1", at(0)))
+            .append_system(&agent("agent-1"), &system_frame("s1", at(0)), at(0))
             .await,
         "append",
     );
@@ -1189,7 +1190,7 @@ pub async fn frames_round_trip_exactly<S: Store>(store: impl Deref<Target = S>) 
         "append_inbound",
     );
     let system_seq = ok(
-        store.append_system(&agent("agent-1"), &system).await,
+        store.append_system(&agent("agent-1"), &system, START).await,
         "append_system",
     );
     assert_eq!(stored_text, AppendOutcome::Stored(Seq(1)));
@@ -1470,15 +1471,19 @@ pub async fn queued_user_keeps_known_profile<S: Store>(store: impl Deref<Target 
     );
 }
 
-/// Checks that `prune` deletes dedup records expired at `now` and frames sent before the cutoff,
-/// returns how many records went, and never reuses a position.
+/// Checks that `prune` deletes dedup records expired at `now` and frames stored before the
+/// cutoff (by storage time, not the user's `send_time`), returns how many records went, and
+/// never reuses a position.
 pub async fn prune_removes_expired_dedup_and_old_frames<S: Store>(store: impl Deref<Target = S>) {
     let store = &*store;
     let mut frames = Vec::new();
-    for (n, (sent, expires)) in (1..).zip([(0, 100), (10, 200), (20, 300)]) {
-        let frame = text_frame(&format!("m{n}"), "user-1", "text", at(sent));
+    for (n, (stored, expires)) in (1..).zip([(0, 100), (10, 200), (20, 300)]) {
+        // The user's send_time is after the cutoff for every frame, so only storage time can
+        // tell them apart.
+        let frame = text_frame(&format!("m{n}"), "user-1", "text", at(1_000));
         let record = InboundRecord {
             dedup_expires_at: at(expires),
+            stored_at: at(stored),
             ..inbound(&format!("k{n}"), "agent-1", "user-1", frame.clone(), None)
         };
         ok(store.append_inbound(record).await, "append_inbound");
@@ -1489,7 +1494,7 @@ pub async fn prune_removes_expired_dedup_and_old_frames<S: Store>(store: impl De
 
     assert_eq!(
         removed, 4,
-        "two dedup keys (expiring at 100 s and 200 s) and two frames (sent at 0 s and 10 s)"
+        "two dedup keys (expiring at 100 s and 200 s) and two frames (stored at 0 s and 10 s)"
     );
     let left = ok(
         store.frames_after(&agent("agent-1"), Seq(0), 10).await,
@@ -1498,7 +1503,7 @@ pub async fn prune_removes_expired_dedup_and_old_frames<S: Store>(store: impl De
     assert_eq!(
         left,
         vec![(Seq(3), frames[2].clone().with_seq(Seq(3)))],
-        "only the frame sent at the cutoff remains"
+        "only the frame stored at the cutoff remains"
     );
     let cursor = ok(store.cursor(&agent("agent-1")).await, "cursor");
     assert_eq!(cursor.last, Seq(3), "pruning keeps the last position");
@@ -1680,6 +1685,7 @@ fn inbound(
         company: acme(),
         user: user(user_name),
         agent: agent(agent_name),
+        stored_at: Timestamp::from_secs(frame.data.send_time),
         frame,
         refresh,
     }

@@ -126,6 +126,15 @@ impl fmt::Display for Seq {
 /// The id of the pseudo contact that system frames come from.
 pub const SYSTEM_CONTACT_ID: &str = "system01";
 
+impl MessageId {
+    /// Generates an id for a message or event that arrived without one: `wx` and 24 random hex
+    /// digits, which never collides with WeChat's all-digit MsgIds.
+    pub fn generate() -> MessageId {
+        let bytes: [u8; 12] = rand::random();
+        MessageId(format!("wx{}", hex::encode(bytes)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,14 +166,5 @@ mod tests {
             OpenId::parse("x".repeat(129)).unwrap_err(),
             IdError::TooLong { kind: "contact_id", max: 128 }
         );
-    }
-}
-
-impl MessageId {
-    /// Generates an id for a message or event that arrived without one: `wx` and 24 random hex
-    /// digits, which never collides with WeChat's all-digit MsgIds.
-    pub fn generate() -> MessageId {
-        let bytes: [u8; 12] = rand::random();
-        MessageId(format!("wx{}", hex::encode(bytes)))
     }
 }

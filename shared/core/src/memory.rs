@@ -38,8 +38,8 @@ struct State {
 
 #[derive(Debug, Default)]
 struct Stream {
-    /// Frames by position, each already carrying its `seq`.
-    frames: BTreeMap<Seq, Frame>,
+    /// Frames by position, each already carrying its `seq`, with the time it was stored.
+    frames: BTreeMap<Seq, (Frame, Timestamp)>,
     cursor: StreamCursor,
     /// When the agent last received a new contact.
     last_assigned_at: Option<Timestamp>,
@@ -79,12 +79,12 @@ impl State {
     }
 
     /// Gives the frame the agent's next position and stores it.
-    fn append(&mut self, agent: &AgentId, frame: Frame) -> (Seq, Frame) {
+    fn append(&mut self, agent: &AgentId, frame: Frame, stored_at: Timestamp) -> (Seq, Frame) {
         let stream = self.streams.entry(agent.clone()).or_default();
         let seq = Seq(stream.cursor.last.0 + 1);
         let frame = frame.with_seq(seq);
         stream.cursor.last = seq;
-        stream.frames.insert(seq, frame.clone());
+        stream.frames.insert(seq, (frame.clone(), stored_at));
         (seq, frame)
     }
 }
@@ -216,10 +216,10 @@ impl ContactStore for MemoryStore {
             .or_default()
             .last_assigned_at = Some(assignment.now);
 
-        let mut frames = vec![state.append(&assignment.agent, assignment.notice)];
+        let mut frames = vec![state.append(&assignment.agent, assignment.notice, assignment.now)];
         if let Some(waiting) = state.queue.remove(&key) {
             for frame in waiting.frames {
-                frames.push(state.append(&assignment.agent, frame));
+                frames.push(state.append(&assignment.agent, frame, assignment.now));
             }
         }
         Ok(AssignOutcome::Assigned { frames })
@@ -320,12 +320,17 @@ impl StreamStore for MemoryStore {
         state
             .dedup
             .insert(record.dedup.as_str().to_owned(), record.dedup_expires_at);
-        let (seq, _) = state.append(&record.agent, record.frame);
+        let (seq, _) = state.append(&record.agent, record.frame, record.stored_at);
         Ok(AppendOutcome::Stored(seq))
     }
 
-    async fn append_system(&self, agent: &AgentId, frame: &Frame) -> Result<Seq, StoreError> {
-        let (seq, _) = self.state().append(agent, frame.clone());
+    async fn append_system(
+        &self,
+        agent: &AgentId,
+        frame: &Frame,
+        at: Timestamp,
+    ) -> Result<Seq, StoreError> {
+        let (seq, _) = self.state().append(agent, frame.clone(), at);
         Ok(seq)
     }
 
@@ -343,7 +348,7 @@ impl StreamStore for MemoryStore {
             .frames
             .range(Seq(after.0.saturating_add(1))..)
             .take(limit)
-            .map(|(seq, frame)| (*seq, frame.clone()))
+            .map(|(seq, (frame, _))| (*seq, frame.clone()))
             .collect();
         Ok(frames)
     }
@@ -434,12 +439,11 @@ impl StreamStore for MemoryStore {
         state.dedup.retain(|_, expires_at| *expires_at > now);
         let mut removed = dedup_before - state.dedup.len();
 
-        // A frame's age is its `send_time`, the only time every stored frame carries.
         for stream in state.streams.values_mut() {
             let frames_before_prune = stream.frames.len();
             stream
                 .frames
-                .retain(|_, frame| Timestamp::from_secs(frame.data.send_time) >= frames_before);
+                .retain(|_, (_, stored_at)| *stored_at >= frames_before);
             removed += frames_before_prune - stream.frames.len();
         }
         Ok(removed as u64)

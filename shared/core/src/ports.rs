@@ -112,6 +112,8 @@ pub struct InboundRecord {
     pub user: OpenId,
     pub agent: AgentId,
     pub frame: Frame,
+    /// When the hub stores the frame; [`StreamStore::prune`] ages frames by this.
+    pub stored_at: Timestamp,
     /// Set for messages and window-opening events: moves the contact's window forward. The
     /// append fails with [`AppendOutcome::NotAssigned`] unless the user is still this agent's
     /// contact.
@@ -266,8 +268,13 @@ pub trait StreamStore: Send + Sync {
     /// record, the frame and the contact refresh are written atomically.
     async fn append_inbound(&self, record: InboundRecord) -> Result<AppendOutcome, StoreError>;
 
-    /// Appends a system frame to the agent's stream.
-    async fn append_system(&self, agent: &AgentId, frame: &Frame) -> Result<Seq, StoreError>;
+    /// Appends a system frame to the agent's stream, stored at `at`.
+    async fn append_system(
+        &self,
+        agent: &AgentId,
+        frame: &Frame,
+        at: Timestamp,
+    ) -> Result<Seq, StoreError>;
 
     /// Returns up to `limit` frames after position `after`, in order, each carrying its `seq`.
     async fn frames_after(
@@ -298,7 +305,8 @@ pub trait StreamStore: Send + Sync {
     ) -> Result<Vec<QueuedUser>, StoreError>;
 
     /// Deletes dedup records that expired at or before `now` and stream frames stored before
-    /// `frames_before`; returns how many records went.
+    /// `frames_before` (by their storage time: the record's `stored_at`, the assignment's `now`
+    /// for a notice and moved frames, `append_system`'s `at`); returns how many records went.
     async fn prune(&self, now: Timestamp, frames_before: Timestamp) -> Result<u64, StoreError>;
 }
 

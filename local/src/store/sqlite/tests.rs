@@ -63,6 +63,7 @@ fn inbound(dedup: &str, frame: Frame, refresh: Option<ContactRefresh>) -> Inboun
         user: user(),
         agent: agent(),
         frame,
+        stored_at: at(5),
         refresh,
     }
 }
@@ -272,8 +273,8 @@ async fn stored_frame_json_has_no_seq() {
     drop(store);
 
     assert_eq!(outcome, AppendOutcome::Stored(Seq(1)));
-    let (json, sent_at): (String, i64) = raw(&dir)
-        .query_row("SELECT frame, sent_at FROM frames", [], |row| {
+    let (json, stored_at): (String, i64) = raw(&dir)
+        .query_row("SELECT frame, stored_at FROM frames", [], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })
         .expect("one frame row");
@@ -284,9 +285,9 @@ async fn stored_frame_json_has_no_seq() {
         "the stored JSON carries no seq: {json}"
     );
     assert_eq!(
-        sent_at,
-        at(0).0,
-        "sent_at is the frame's send_time in milliseconds"
+        stored_at,
+        at(5).0,
+        "stored_at is the record's storage time in milliseconds"
     );
 }
 

@@ -24,7 +24,7 @@ use super::{
 };
 
 impl DynamoStore {
-    /// The agent's stream counters; all zero for an agent with no `META` item.
+    /// Reads the agent's stream counters, all zero for an agent with no `META` item.
     pub(super) async fn read_cursor(&self, agent: &AgentId) -> Result<StreamCursor, StoreError> {
         let Some(item) = self.get(key(agent_pk(agent), META_SK)).await? else {
             return Ok(StreamCursor::default());
@@ -40,8 +40,8 @@ impl DynamoStore {
         })
     }
 
-    /// The write that moves the agent's `last` from `previous` to `next`, failing if another
-    /// writer moved it first.
+    /// Builds the write that moves the agent's `last` from `previous` to `next`. It fails if
+    /// another writer moved `last` first.
     pub(super) fn advance_stream(
         &self,
         agent: &AgentId,
@@ -162,11 +162,6 @@ impl DynamoStore {
     }
 }
 
-/// When a frame counts as stored for pruning: the time it carries. The ports pass no clock
-/// reading with a system frame, and a user's frame is stored seconds after it was sent.
-fn stored_at(frame: &Frame) -> Timestamp {
-    Timestamp::from_secs(frame.data.send_time)
-}
 
 #[async_trait]
 impl StreamStore for DynamoStore {
@@ -235,7 +230,7 @@ impl StreamStore for DynamoStore {
             let contact_writes = 1..writes.len();
 
             writes.push(self.put(
-                frame_item(&record.agent, seq, &record.frame, stored_at(&record.frame)),
+                frame_item(&record.agent, seq, &record.frame, record.stored_at),
                 None,
             )?);
             writes.push(self.advance_stream(&record.agent, previous, seq)?);
@@ -258,12 +253,17 @@ impl StreamStore for DynamoStore {
         Err(contended("appending a user's frame"))
     }
 
-    async fn append_system(&self, agent: &AgentId, frame: &Frame) -> Result<Seq, StoreError> {
+    async fn append_system(
+        &self,
+        agent: &AgentId,
+        frame: &Frame,
+        at: Timestamp,
+    ) -> Result<Seq, StoreError> {
         for attempt in 1..=TRANSACTION_ATTEMPTS {
             let previous = self.read_cursor(agent).await?.last;
             let seq = Seq(previous.0 + 1);
             let writes = vec![
-                self.put(frame_item(agent, seq, frame, stored_at(frame)), None)?,
+                self.put(frame_item(agent, seq, frame, at), None)?,
                 self.advance_stream(agent, previous, seq)?,
             ];
             match self.transact(writes).await {

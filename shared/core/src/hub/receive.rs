@@ -164,8 +164,9 @@ impl Hub {
             name: &contact.name,
             avatar: &contact.avatar,
         };
-        let notice = notices::contact_released(&contact.company, self.clock.now(), &user, reason);
-        let seq = self.store.append_system(&contact.agent, &notice).await?;
+        let now = self.clock.now();
+        let notice = notices::contact_released(&contact.company, now, &user, reason);
+        let seq = self.store.append_system(&contact.agent, &notice, now).await?;
         self.push_to_agent(&contact.agent, &[(seq, notice)]).await?;
         self.drain_queue(&contact.company).await?;
         Ok(true)
@@ -226,6 +227,7 @@ impl Hub {
             user: inbound.user.clone(),
             agent: holder.agent.clone(),
             frame: frame.clone(),
+            stored_at: now,
             refresh,
         };
         match self.store.append_inbound(record).await? {
