@@ -743,7 +743,6 @@ fn decode_frame(json: &str, seq: Seq) -> Result<Frame, JobError> {
     Ok(frame.with_seq(seq))
 }
 
-
 fn collect_rows<T>(
     mut rows: rusqlite::Rows<'_>,
     mut map: impl FnMut(&Row<'_>) -> Result<T, JobError>,

@@ -28,3 +28,15 @@ pub mod wechat;
 
 #[cfg(feature = "test-support")]
 pub mod conformance;
+
+/// Formats an error with its sources (`outer: inner: root`), for one log line at a boundary.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -3,6 +3,7 @@
 use futures_util::future::join_all;
 use tracing::{debug, error, warn};
 
+use crate::error_chain;
 use crate::frame::Frame;
 use crate::ids::{AgentId, ConnectionId, Seq};
 use crate::ports::{Connection, PushError};
@@ -65,7 +66,11 @@ impl Hub {
         Ok(reached)
     }
 
-    async fn push_all(&self, connection: &ConnectionId, payloads: &[String]) -> Result<(), PushError> {
+    async fn push_all(
+        &self,
+        connection: &ConnectionId,
+        payloads: &[String],
+    ) -> Result<(), PushError> {
         for payload in payloads {
             match self.pusher.push(connection, payload).await {
                 Ok(()) => {}
@@ -81,7 +86,11 @@ impl Hub {
 
     /// Sends one unstored frame (a reply to the agent's own request) to one socket. A gone
     /// socket is removed; other failures are logged, as the agent can simply ask again.
-    pub(crate) async fn reply(&self, connection: &ConnectionId, payload: &str) -> Result<(), HubError> {
+    pub(crate) async fn reply(
+        &self,
+        connection: &ConnectionId,
+        payload: &str,
+    ) -> Result<(), HubError> {
         match self.pusher.push(connection, payload).await {
             Ok(()) => Ok(()),
             Err(PushError::Gone) => {
@@ -94,16 +103,4 @@ impl Hub {
             }
         }
     }
-}
-
-/// Formats an error with its sources, for one log line at the boundary.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
