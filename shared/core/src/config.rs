@@ -188,10 +188,13 @@ where
     T::Err: std::fmt::Display,
 {
     match non_empty(lookup, name) {
-        Some(value) => value.trim().parse().map_err(|error: T::Err| ConfigError::Invalid {
-            name,
-            reason: format!("{value:?} is not a valid number: {error}"),
-        }),
+        Some(value) => value
+            .trim()
+            .parse()
+            .map_err(|error: T::Err| ConfigError::Invalid {
+                name,
+                reason: format!("{value:?} is not a valid number: {error}"),
+            }),
         None => Ok(default),
     }
 }
@@ -218,7 +221,11 @@ fn parse_accounts(value: &str) -> Result<HashMap<AccountId, CompanyId>, ConfigEr
         reason,
     };
     let mut accounts = HashMap::new();
-    for pair in value.split(',').map(str::trim).filter(|pair| !pair.is_empty()) {
+    for pair in value
+        .split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+    {
         let (account, company) = pair
             .split_once('=')
             .ok_or_else(|| invalid(format!("{pair:?} is not ACCOUNT=COMPANY")))?;
@@ -263,11 +270,28 @@ mod tests {
     #[test]
     fn malformed_variables_are_named() {
         let error = Config::from_lookup(lookup(&[("WXKF_WINDOW_HOURS", "soon")])).unwrap_err();
-        assert!(matches!(error, ConfigError::Invalid { name: "WXKF_WINDOW_HOURS", .. }));
+        assert!(matches!(
+            error,
+            ConfigError::Invalid {
+                name: "WXKF_WINDOW_HOURS",
+                ..
+            }
+        ));
         let error = Config::from_lookup(lookup(&[("WXKF_ACCOUNTS", "gh_a")])).unwrap_err();
-        assert!(matches!(error, ConfigError::Invalid { name: "WXKF_ACCOUNTS", .. }));
-        let error =
-            Config::from_lookup(lookup(&[("WXKF_WECHAT_AES_KEY", "short")])).unwrap_err();
-        assert!(matches!(error, ConfigError::Invalid { name: "WXKF_WECHAT_AES_KEY", .. }));
+        assert!(matches!(
+            error,
+            ConfigError::Invalid {
+                name: "WXKF_ACCOUNTS",
+                ..
+            }
+        ));
+        let error = Config::from_lookup(lookup(&[("WXKF_WECHAT_AES_KEY", "short")])).unwrap_err();
+        assert!(matches!(
+            error,
+            ConfigError::Invalid {
+                name: "WXKF_WECHAT_AES_KEY",
+                ..
+            }
+        ));
     }
 }

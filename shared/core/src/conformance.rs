@@ -422,7 +422,9 @@ pub async fn assignment_returns_notice_with_next_seq<S: Store>(store: impl Deref
     let store = &*store;
     let earlier = system_frame("sys-1", at(0));
     let first = ok(
-        store.append_system(&agent("agent-1"), &earlier, START).await,
+        store
+            .append_system(&agent("agent-1"), &earlier, START)
+            .await,
         "append_system",
     );
     assert_eq!(

@@ -220,7 +220,9 @@ pub fn error_frame(error: &str) -> String {
 pub enum AgentRequest {
     Heartbeat,
     /// Everything up to `seq` arrived.
-    Ack { seq: Seq },
+    Ack {
+        seq: Seq,
+    },
     /// Send the contact list again.
     Contacts,
     /// A reply to a contact; `client_msg_id` lets the agent match the outcome.
@@ -254,8 +256,8 @@ impl AgentRequest {
     /// `{"data":{},"result":{"code":101,"message":"heartbeat"}}` (code as a number or a numeric
     /// string) and `{"action":"heartbeat"}`.
     pub fn parse(text: &str) -> Result<AgentRequest, RequestError> {
-        let value: Value =
-            serde_json::from_str(text).map_err(|error| RequestError::InvalidJson(error.to_string()))?;
+        let value: Value = serde_json::from_str(text)
+            .map_err(|error| RequestError::InvalidJson(error.to_string()))?;
         let Value::Object(object) = value else {
             return Err(RequestError::NotAnObject);
         };
@@ -321,7 +323,11 @@ mod tests {
         let string_code = r#"{"data":{},"result":{"code":"101","message":"heartbeat"}}"#;
         let action = r#"{"action":"heartbeat"}"#;
         for text in [seed, string_code, action] {
-            assert_eq!(AgentRequest::parse(text), Ok(AgentRequest::Heartbeat), "{text}");
+            assert_eq!(
+                AgentRequest::parse(text),
+                Ok(AgentRequest::Heartbeat),
+                "{text}"
+            );
         }
     }
 

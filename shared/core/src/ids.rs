@@ -113,7 +113,9 @@ text_id!(
 
 /// A position in one agent's frame stream. Every stored frame gets the next one; clients resume
 /// with `last_seq`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Seq(pub u64);
 
@@ -143,7 +145,10 @@ mod tests {
     fn msg_id_keeps_digits_beyond_f64_precision() {
         let id = MessageId::parse("24523365472734781234").unwrap();
         assert_eq!(id.as_str(), "24523365472734781234");
-        assert_eq!(serde_json::to_string(&id).unwrap(), "\"24523365472734781234\"");
+        assert_eq!(
+            serde_json::to_string(&id).unwrap(),
+            "\"24523365472734781234\""
+        );
     }
 
     #[test]
@@ -164,7 +169,10 @@ mod tests {
         );
         assert_eq!(
             OpenId::parse("x".repeat(129)).unwrap_err(),
-            IdError::TooLong { kind: "contact_id", max: 128 }
+            IdError::TooLong {
+                kind: "contact_id",
+                max: 128
+            }
         );
     }
 }

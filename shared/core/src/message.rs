@@ -97,9 +97,14 @@ pub enum UserEvent {
         precision: Option<f64>,
     },
     /// A `click` menu button.
-    Click { key: String },
+    Click {
+        key: String,
+    },
     /// A `view` menu button that opened a page.
-    View { url: String, menu_id: Option<String> },
+    View {
+        url: String,
+        menu_id: Option<String>,
+    },
 }
 
 impl UserEvent {

@@ -193,8 +193,7 @@ pub trait ConnectionStore: Send + Sync {
 
     /// Removes exactly this connection id and returns it; `None` when it was already gone. A
     /// late disconnect of an old connection therefore never touches a newer one.
-    async fn remove_connection(&self, id: &ConnectionId)
-        -> Result<Option<Connection>, StoreError>;
+    async fn remove_connection(&self, id: &ConnectionId) -> Result<Option<Connection>, StoreError>;
 
     /// Returns the connection unless it is unknown or expired at `now`.
     async fn connection(

@@ -221,7 +221,10 @@ mod tests {
             signer().verify("garbage", &agent("kf01"), now),
             Err(TokenError::Malformed)
         );
-        assert_eq!(signer().verify("", &agent("kf01"), now), Err(TokenError::Missing));
+        assert_eq!(
+            signer().verify("", &agent("kf01"), now),
+            Err(TokenError::Missing)
+        );
     }
 
     #[test]

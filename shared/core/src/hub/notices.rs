@@ -111,7 +111,10 @@ pub(crate) fn user_event(
         UserEvent::Scan { scene, ticket } => {
             fields.insert("scene".into(), Value::from(scene.as_str()));
             insert_opt(&mut fields, "ticket", ticket);
-            ("user_scanned", format!("用户 {label} 扫描了二维码（场景 {scene}）"))
+            (
+                "user_scanned",
+                format!("用户 {label} 扫描了二维码（场景 {scene}）"),
+            )
         }
         UserEvent::Location {
             latitude,

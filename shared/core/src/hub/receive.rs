@@ -62,7 +62,10 @@ impl Hub {
                     let (name, avatar) = profile_or_empty(inbound);
                     // Waiting users go first, so a newcomer never overtakes the queue.
                     self.drain_queue(&inbound.company).await?;
-                    match self.assign(&inbound.company, &inbound.user, name, avatar).await? {
+                    match self
+                        .assign(&inbound.company, &inbound.user, name, avatar)
+                        .await?
+                    {
                         Some(contact) => contact,
                         None => match self.enqueue(inbound, &dedup, &id, now).await? {
                             QueueOutcome::Queued => {
@@ -111,7 +114,10 @@ impl Hub {
         let dedup = DedupKey::for_inbound(inbound);
         let id = frame_id(inbound, &dedup);
         Ok(
-            match self.append(inbound, &dedup, &id, &contact, None, now).await? {
+            match self
+                .append(inbound, &dedup, &id, &contact, None, now)
+                .await?
+            {
                 Appended::Stored(sockets) => Received::Delivered {
                     agent: contact.agent,
                     id,
@@ -132,7 +138,10 @@ impl Hub {
         };
         let dedup = DedupKey::for_inbound(inbound);
         let id = frame_id(inbound, &dedup);
-        let sockets = match self.append(inbound, &dedup, &id, &contact, None, now).await? {
+        let sockets = match self
+            .append(inbound, &dedup, &id, &contact, None, now)
+            .await?
+        {
             Appended::Stored(sockets) => sockets,
             Appended::Duplicate => return Ok(Received::Duplicate),
             Appended::NotAssigned => return Ok(Received::Ignored),
@@ -166,7 +175,10 @@ impl Hub {
         };
         let now = self.clock.now();
         let notice = notices::contact_released(&contact.company, now, &user, reason);
-        let seq = self.store.append_system(&contact.agent, &notice, now).await?;
+        let seq = self
+            .store
+            .append_system(&contact.agent, &notice, now)
+            .await?;
         self.push_to_agent(&contact.agent, &[(seq, notice)]).await?;
         self.drain_queue(&contact.company).await?;
         Ok(true)

@@ -63,8 +63,11 @@ impl Hub {
             }
             Ok(AgentRequest::Contacts) => self.send_contacts(&connection).await,
             Ok(AgentRequest::Send { .. }) => {
-                self.reply(id, &error_frame("replies are not available yet in this version"))
-                    .await
+                self.reply(
+                    id,
+                    &error_frame("replies are not available yet in this version"),
+                )
+                .await
             }
             Err(error) => {
                 warn!(connection = %id, agent = %connection.agent, %error, "agent frame rejected");

@@ -88,7 +88,10 @@ impl TestHub {
     }
 
     async fn text(&self, user: &str, msg_id: &str, content: &str) -> Received {
-        self.hub.receive(text(user, msg_id, content, self.clock.now())).await.unwrap()
+        self.hub
+            .receive(text(user, msg_id, content, self.clock.now()))
+            .await
+            .unwrap()
     }
 }
 
@@ -291,7 +294,11 @@ async fn event_retry_is_delivered_once() {
         ticket: None,
     };
 
-    let first = t.hub.receive(event("oUser1", subscribe.clone(), at)).await.unwrap();
+    let first = t
+        .hub
+        .receive(event("oUser1", subscribe.clone(), at))
+        .await
+        .unwrap();
     let retry = t.hub.receive(event("oUser1", subscribe, at)).await.unwrap();
 
     assert_eq!(delivered_to(&first), "kf1");
@@ -359,7 +366,10 @@ async fn lapsed_window_releases_contact_and_frees_room() {
 
     assert_eq!(report.released, 1);
     let frames = t.received(&socket);
-    assert_eq!(events(&frames), ["contact_released", "contact_assigned", "text:2"]);
+    assert_eq!(
+        events(&frames),
+        ["contact_released", "contact_assigned", "text:2"]
+    );
     assert_eq!(frames[0]["data"]["data"]["reason"], "window_closed");
 }
 
@@ -381,9 +391,15 @@ async fn unsubscribe_releases_contact() {
         events(&t.received(&socket)),
         ["user_unsubscribed", "contact_released"]
     );
-    t.hub.handle_frame(&socket, r#"{"action":"contacts"}"#).await.unwrap();
+    t.hub
+        .handle_frame(&socket, r#"{"action":"contacts"}"#)
+        .await
+        .unwrap();
     let contacts = t.received(&socket);
-    assert_eq!(contacts[0]["data"]["data"]["contacts"], serde_json::json!([]));
+    assert_eq!(
+        contacts[0]["data"]["data"]["contacts"],
+        serde_json::json!([])
+    );
 }
 
 #[tokio::test]
@@ -396,7 +412,11 @@ async fn location_report_of_unserved_user_is_ignored() {
         precision: Some(119.0),
     };
 
-    let outcome = t.hub.receive(event("oUser1", report, t.clock.now())).await.unwrap();
+    let outcome = t
+        .hub
+        .receive(event("oUser1", report, t.clock.now()))
+        .await
+        .unwrap();
 
     assert_eq!(outcome, Received::Ignored);
 }
@@ -410,7 +430,10 @@ async fn every_socket_of_an_agent_gets_each_message() {
     t.text("oUser1", "1", "a").await;
 
     assert_eq!(events(&t.received(&phone)), ["contact_assigned", "text:1"]);
-    assert_eq!(events(&t.received(&desktop)), ["contact_assigned", "text:1"]);
+    assert_eq!(
+        events(&t.received(&desktop)),
+        ["contact_assigned", "text:1"]
+    );
 }
 
 #[tokio::test]
@@ -423,7 +446,10 @@ async fn gone_socket_is_removed_and_message_kept() {
 
     let outcome = t.text("oUser1", "2", "b").await;
 
-    assert!(matches!(outcome, Received::Delivered { sockets: 0, .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, Received::Delivered { sockets: 0, .. }),
+        "{outcome:?}"
+    );
     let now = t.clock.now();
     assert!(
         t.store.connection(&socket, now).await.unwrap().is_none(),
@@ -431,7 +457,10 @@ async fn gone_socket_is_removed_and_message_kept() {
     );
     let again = t.open("kf1", None).await;
     t.heartbeat(&again).await;
-    assert_eq!(events(&t.received(&again)), ["contacts", "text:2", "code:101"]);
+    assert_eq!(
+        events(&t.received(&again)),
+        ["contacts", "text:2", "code:101"]
+    );
 }
 
 #[tokio::test]
@@ -439,7 +468,12 @@ async fn bad_agent_frames_get_error_frames() {
     let t = TestHub::new();
     let socket = t.connect("kf1").await;
 
-    for frame in ["not json", r#"{"action":"dance"}"#, r#"{"action":"ack"}"#, "[]"] {
+    for frame in [
+        "not json",
+        r#"{"action":"dance"}"#,
+        r#"{"action":"ack"}"#,
+        "[]",
+    ] {
         t.hub.handle_frame(&socket, frame).await.unwrap();
         let answers = t.received(&socket);
         assert_eq!(answers.len(), 1, "one answer to {frame}");
@@ -458,7 +492,10 @@ async fn contacts_request_lists_open_contacts() {
     t.text("oUser1", "1", "a").await;
     t.received(&socket);
 
-    t.hub.handle_frame(&socket, r#"{"action":"contacts"}"#).await.unwrap();
+    t.hub
+        .handle_frame(&socket, r#"{"action":"contacts"}"#)
+        .await
+        .unwrap();
 
     let frames = t.received(&socket);
     assert_eq!(events(&frames), ["contacts"]);
@@ -487,5 +524,9 @@ async fn concurrent_first_messages_end_with_one_agent() {
         agents.insert(delivered_to(&task.await.unwrap()).to_owned());
     }
 
-    assert_eq!(agents.len(), 1, "all messages must reach one agent: {agents:?}");
+    assert_eq!(
+        agents.len(),
+        1,
+        "all messages must reach one agent: {agents:?}"
+    );
 }
