@@ -7,9 +7,11 @@
 //! - [`pusher`]: [`ApiGatewayPusher`], the pusher port on the API Gateway Management API.
 //! - [`clients`]: SDK clients built once per process, on a rustls (ring) HTTPS client.
 //! - [`settings`]: the AWS-specific variables (table name, management endpoint).
+//! - [`lambda`]: Lambda events translated into hub calls, shared by the function binaries.
 
 pub mod clients;
 pub mod dynamo;
+pub mod lambda;
 pub mod pusher;
 pub mod settings;
 

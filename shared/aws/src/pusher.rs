@@ -1,7 +1,7 @@
 //! The pusher port on the API Gateway Management API: `POST /@connections/{id}`.
 //!
-//! API Gateway answers 410 Gone for a socket that closed, and 403 Forbidden for a connection
-//! id it no longer knows; both become [`PushError::Gone`], so the hub removes that connection
+//! API Gateway returns 410 Gone for a socket that closed, and 403 Forbidden for a connection
+//! id it no longer has; both become [`PushError::Gone`], so the hub removes that connection
 //! and keeps the message for the next one. Throttling (429 `LimitExceededException`) and
 //! server errors are retried with a growing pause, at most [`PUSH_ATTEMPTS`] times in all. A
 //! payload over the 128 KB message limit is rejected before any request and never retried.
@@ -50,7 +50,7 @@ impl ApiGatewayPusher {
     }
 }
 
-/// What one failed request means for the push.
+/// The verdict on one failed request.
 #[derive(Debug)]
 enum Outcome {
     Final(PushError),

@@ -7,7 +7,7 @@ use wxkf_core::config::ConfigError;
 /// The table name when `WXKF_TABLE` is not set.
 pub const DEFAULT_TABLE: &str = "wxkf";
 
-/// Where the AWS adapters send their requests.
+/// The table and endpoint the AWS adapters use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsSettings {
     /// The DynamoDB table (`WXKF_TABLE`).
@@ -57,7 +57,7 @@ impl AwsSettings {
         })
     }
 
-    /// The management endpoint, or an error naming the variable to set.
+    /// Returns the management endpoint, or an error naming the variable to set.
     pub fn require_management_endpoint(&self) -> Result<&str, ConfigError> {
         self.management_endpoint
             .as_deref()
@@ -67,7 +67,7 @@ impl AwsSettings {
     }
 }
 
-/// The management endpoint of a WebSocket API stage without a custom domain.
+/// Builds the management endpoint of a WebSocket API stage without a custom domain.
 pub fn default_endpoint(api_id: &str, region: &str, stage: &str) -> String {
     format!("https://{api_id}.execute-api.{region}.amazonaws.com/{stage}")
 }

@@ -32,7 +32,6 @@ const FRAMES_MOVED_PER_FOLLOW_UP: usize = 49;
 struct Waiting {
     key: Item,
     frame: Frame,
-    at: Timestamp,
 }
 
 fn waiting_from_item(item: &Item) -> Result<Waiting, StoreError> {
@@ -40,7 +39,6 @@ fn waiting_from_item(item: &Item) -> Result<Waiting, StoreError> {
     Ok(Waiting {
         key: key(fields.string("pk")?, fields.string("sk")?),
         frame: parse_frame(&fields.string("frame")?)?,
-        at: fields.timestamp("at")?,
     })
 }
 
@@ -79,6 +77,7 @@ impl DynamoStore {
         &self,
         agent: &AgentId,
         remaining: &[Waiting],
+        stored_at: Timestamp,
         moved: &mut Vec<(Seq, Frame)>,
     ) -> Result<(), StoreError> {
         for chunk in remaining.chunks(FRAMES_MOVED_PER_FOLLOW_UP) {
@@ -93,8 +92,7 @@ impl DynamoStore {
                 let mut frames = Vec::with_capacity(chunk.len());
                 for (offset, waiting) in chunk.iter().enumerate() {
                     let seq = Seq(previous.0 + 1 + offset as u64);
-                    writes
-                        .push(self.put(frame_item(agent, seq, &waiting.frame, waiting.at), None)?);
+                    writes.push(self.put(frame_item(agent, seq, &waiting.frame, stored_at), None)?);
                     writes.push(self.delete(waiting.key.clone(), None)?);
                     frames.push((seq, waiting.frame.clone().with_seq(seq)));
                 }
@@ -216,7 +214,7 @@ impl ContactStore for DynamoStore {
             writes.push(self.put(frame_item(&agent, notice_seq, &notice, now), None)?);
             for (offset, moved) in now_moved.iter().enumerate() {
                 let seq = Seq(notice_seq.0 + 1 + offset as u64);
-                writes.push(self.put(frame_item(&agent, seq, &moved.frame, moved.at), None)?);
+                writes.push(self.put(frame_item(&agent, seq, &moved.frame, now), None)?);
                 writes.push(self.delete(moved.key.clone(), None)?);
                 frames.push((seq, moved.frame.clone().with_seq(seq)));
             }
@@ -264,7 +262,7 @@ impl ContactStore for DynamoStore {
                 Ok(()) => {
                     // NOTE: frames beyond the first transaction are moved right after it, so a
                     // message that arrives in between may land before them in the stream.
-                    self.move_remaining(&agent, later, &mut frames).await?;
+                    self.move_remaining(&agent, later, now, &mut frames).await?;
                     return Ok(AssignOutcome::Assigned { frames });
                 }
                 Err(TransactionFailure::Conditions(_)) | Err(TransactionFailure::Conflict) => {

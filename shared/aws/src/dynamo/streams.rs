@@ -162,7 +162,6 @@ impl DynamoStore {
     }
 }
 
-
 #[async_trait]
 impl StreamStore for DynamoStore {
     async fn append_inbound(&self, record: InboundRecord) -> Result<AppendOutcome, StoreError> {

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::Client;
 use super::items::{GSI1, GSI1_PK, GSI1_SK, PK, SK, TTL};
 use super::TableConfig;
 
-/// Why the table could not be set up.
+/// A failure to set up the table.
 #[derive(Debug, thiserror::Error)]
 pub enum TableSetupError {
     #[error("DynamoDB request to set up table {table} failed")]
