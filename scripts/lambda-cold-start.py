@@ -97,7 +97,10 @@ def main():
     for _ in range(runs):
         elapsed, response = measure(binary, event, moto)
         times.append(elapsed)
-    print(f"{os.path.basename(os.path.dirname(binary)) or binary}: median {statistics.median(times):.1f} ms, "
+    name = os.path.basename(binary)
+    if name == "bootstrap":
+        name = os.path.basename(os.path.dirname(binary))
+    print(f"{name}: median {statistics.median(times):.1f} ms, "
           f"runs {', '.join(f'{t:.1f}' for t in times)}; last response {response[:120]}")
 
 
