@@ -26,7 +26,16 @@ fn check(kind: &'static str, value: &str, max: usize) -> Result<(), IdError> {
     if value.len() > max {
         return Err(IdError::TooLong { kind, max });
     }
-    if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    // Ids are nearly always ASCII, where a byte check suffices; other text takes the Unicode
+    // check, which also rejects non-ASCII spaces and controls.
+    let invalid = if value.is_ascii() {
+        value
+            .bytes()
+            .any(|b| b.is_ascii_control() || b.is_ascii_whitespace())
+    } else {
+        value.chars().any(|c| c.is_control() || c.is_whitespace())
+    };
+    if invalid {
         return Err(IdError::InvalidCharacter { kind });
     }
     Ok(())

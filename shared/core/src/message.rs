@@ -154,14 +154,25 @@ impl DedupKey {
     pub fn for_inbound(inbound: &Inbound) -> Self {
         let company = inbound.company.as_str();
         let user = inbound.user.as_str();
+        let mut key = String::with_capacity(company.len() + user.len() + 48);
+        key.push_str(company);
         match &inbound.kind {
-            InboundKind::Message { id, .. } => Self(format!("{company}|m|{user}|{id}")),
-            InboundKind::Event(event) => Self(format!(
-                "{company}|e|{user}|{}|{}",
-                inbound.sent_at.as_secs(),
-                event.wechat_name()
-            )),
+            InboundKind::Message { id, .. } => {
+                key.push_str("|m|");
+                key.push_str(user);
+                key.push('|');
+                key.push_str(id.as_str());
+            }
+            InboundKind::Event(event) => {
+                key.push_str("|e|");
+                key.push_str(user);
+                key.push('|');
+                key.push_str(itoa_i64(inbound.sent_at.as_secs()).as_str());
+                key.push('|');
+                key.push_str(event.wechat_name());
+            }
         }
+        Self(key)
     }
 
     pub fn as_str(&self) -> &str {
@@ -172,4 +183,25 @@ impl DedupKey {
     pub fn from_stored(value: String) -> Self {
         Self(value)
     }
+}
+
+/// Formats an integer without going through `fmt`, which dominates the cost of building a key.
+fn itoa_i64(value: i64) -> String {
+    let mut digits = [0u8; 20];
+    let mut position = digits.len();
+    let mut rest = value.unsigned_abs();
+    loop {
+        position -= 1;
+        digits[position] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut text = String::with_capacity(21);
+    if value < 0 {
+        text.push('-');
+    }
+    text.push_str(std::str::from_utf8(&digits[position..]).expect("ASCII digits"));
+    text
 }

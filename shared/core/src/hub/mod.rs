@@ -21,7 +21,7 @@ use crate::ids::ConnectionId;
 use crate::ports::{Pusher, Store, StoreError};
 use crate::time::Clock;
 
-pub use receive::Received;
+pub use receive::{frame_id, inbound_frame, Received};
 pub use sweep::SweepReport;
 
 /// A failure of a use case. Client mistakes are not errors here: they are answered in-band

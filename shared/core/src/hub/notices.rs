@@ -1,6 +1,7 @@
 //! The system frames (code 102) the hub raises, with a stable English `event` for programs and
 //! a Chinese `text` for the agent.
 
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::frame::Frame;
@@ -87,7 +88,34 @@ pub(crate) fn contact_released(
     )
 }
 
+/// `data.data` of a user event's system frame: the common fields, then those of the event.
+#[derive(Serialize, Default)]
+struct UserEventBody<'a> {
+    event: &'static str,
+    text: String,
+    contact_id: &'a str,
+    name: &'a str,
+    avatar: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scene: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ticket: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latitude: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    longitude: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    precision: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    menu_id: Option<&'a str>,
+}
+
 /// The frame for a user event; `id` is stable for a given event so retries carry the same id.
+/// It is built from a typed body rather than a `Map`, as it is on the per-message path.
 pub(crate) fn user_event(
     id: &MessageId,
     company: &CompanyId,
@@ -95,54 +123,63 @@ pub(crate) fn user_event(
     user: &UserRef,
     event: &UserEvent,
 ) -> Frame {
-    let mut fields = user.fields();
     let label = user.label();
-    let (name, text) = match event {
-        UserEvent::Subscribe { scene, ticket } => {
-            insert_opt(&mut fields, "scene", scene);
-            insert_opt(&mut fields, "ticket", ticket);
-            let text = match scene {
+    let common = UserEventBody {
+        contact_id: user.user.as_str(),
+        name: user.name,
+        avatar: user.avatar,
+        ..UserEventBody::default()
+    };
+    let body = match event {
+        UserEvent::Subscribe { scene, ticket } => UserEventBody {
+            event: "user_subscribed",
+            text: match scene {
                 Some(scene) => format!("用户 {label} 扫码关注了公众号（场景 {scene}）"),
                 None => format!("用户 {label} 关注了公众号"),
-            };
-            ("user_subscribed", text)
-        }
-        UserEvent::Unsubscribe => ("user_unsubscribed", format!("用户 {label} 取消了关注")),
-        UserEvent::Scan { scene, ticket } => {
-            fields.insert("scene".into(), Value::from(scene.as_str()));
-            insert_opt(&mut fields, "ticket", ticket);
-            (
-                "user_scanned",
-                format!("用户 {label} 扫描了二维码（场景 {scene}）"),
-            )
-        }
+            },
+            scene: scene.as_deref(),
+            ticket: ticket.as_deref(),
+            ..common
+        },
+        UserEvent::Unsubscribe => UserEventBody {
+            event: "user_unsubscribed",
+            text: format!("用户 {label} 取消了关注"),
+            ..common
+        },
+        UserEvent::Scan { scene, ticket } => UserEventBody {
+            event: "user_scanned",
+            text: format!("用户 {label} 扫描了二维码（场景 {scene}）"),
+            scene: Some(scene),
+            ticket: ticket.as_deref(),
+            ..common
+        },
         UserEvent::Location {
             latitude,
             longitude,
             precision,
-        } => {
-            fields.insert("latitude".into(), json!(latitude));
-            fields.insert("longitude".into(), json!(longitude));
-            fields.insert("precision".into(), json!(precision));
-            ("user_location", format!("用户 {label} 上报了地理位置"))
-        }
-        UserEvent::Click { key } => {
-            fields.insert("key".into(), Value::from(key.as_str()));
-            ("menu_click", format!("用户 {label} 点击了菜单 {key}"))
-        }
-        UserEvent::View { url, menu_id } => {
-            fields.insert("url".into(), Value::from(url.as_str()));
-            insert_opt(&mut fields, "menu_id", menu_id);
-            ("menu_view", format!("用户 {label} 打开了菜单链接"))
-        }
+        } => UserEventBody {
+            event: "user_location",
+            text: format!("用户 {label} 上报了地理位置"),
+            latitude: Some(*latitude),
+            longitude: Some(*longitude),
+            precision: *precision,
+            ..common
+        },
+        UserEvent::Click { key } => UserEventBody {
+            event: "menu_click",
+            text: format!("用户 {label} 点击了菜单 {key}"),
+            key: Some(key),
+            ..common
+        },
+        UserEvent::View { url, menu_id } => UserEventBody {
+            event: "menu_view",
+            text: format!("用户 {label} 打开了菜单链接"),
+            url: Some(url),
+            menu_id: menu_id.as_deref(),
+            ..common
+        },
     };
-    Frame::system(id, company, at, name, &text, fields)
-}
-
-fn insert_opt(fields: &mut Map<String, Value>, key: &str, value: &Option<String>) {
-    if let Some(value) = value {
-        fields.insert(key.into(), Value::from(value.as_str()));
-    }
+    Frame::system_with_body(id, company, at, &body)
 }
 
 /// The contact list, sent on an agent's first frame and on request. It is not stored, so it

@@ -213,7 +213,7 @@ impl Hub {
             name: name.to_owned(),
             avatar: avatar.to_owned(),
             at: now,
-            frame: self.inbound_frame(inbound, id, name, avatar),
+            frame: inbound_frame(inbound, id, name, avatar),
         };
         Ok(self.store.enqueue(record).await?)
     }
@@ -231,7 +231,7 @@ impl Hub {
     ) -> Result<Appended, HubError> {
         let name = inbound.profile.name.as_deref().unwrap_or(&holder.name);
         let avatar = inbound.profile.avatar.as_deref().unwrap_or(&holder.avatar);
-        let frame = self.inbound_frame(inbound, id, name, avatar);
+        let frame = inbound_frame(inbound, id, name, avatar);
         let record = InboundRecord {
             dedup: dedup.clone(),
             dedup_expires_at: now.plus_secs(self.settings.dedup_ttl_secs),
@@ -251,28 +251,6 @@ impl Hub {
             AppendOutcome::NotAssigned => Ok(Appended::NotAssigned),
         }
     }
-
-    fn inbound_frame(&self, inbound: &Inbound, id: &MessageId, name: &str, avatar: &str) -> Frame {
-        match &inbound.kind {
-            InboundKind::Message { body, .. } => Frame::message(
-                id,
-                &inbound.company,
-                &inbound.user,
-                name,
-                avatar,
-                inbound.sent_at,
-                body,
-            ),
-            InboundKind::Event(event) => {
-                let user = UserRef {
-                    user: &inbound.user,
-                    name,
-                    avatar,
-                };
-                notices::user_event(id, &inbound.company, inbound.sent_at, &user, event)
-            }
-        }
-    }
 }
 
 enum Appended {
@@ -281,18 +259,53 @@ enum Appended {
     NotAssigned,
 }
 
-/// The frame id: a message keeps its own id; an event, which has none, gets one derived from
-/// its dedup key so that a retry carries the same id.
-fn frame_id(inbound: &Inbound, dedup: &DedupKey) -> MessageId {
+/// Builds the frame an agent receives for a user's message or event, with the nickname and
+/// avatar to show.
+pub fn inbound_frame(inbound: &Inbound, id: &MessageId, name: &str, avatar: &str) -> Frame {
+    match &inbound.kind {
+        InboundKind::Message { body, .. } => Frame::message(
+            id,
+            &inbound.company,
+            &inbound.user,
+            name,
+            avatar,
+            inbound.sent_at,
+            body,
+        ),
+        InboundKind::Event(event) => {
+            let user = UserRef {
+                user: &inbound.user,
+                name,
+                avatar,
+            };
+            notices::user_event(id, &inbound.company, inbound.sent_at, &user, event)
+        }
+    }
+}
+
+/// Returns the frame id: a message keeps its own id, and an event, which has none, gets one
+/// derived from its dedup key so that a retry carries the same id.
+pub fn frame_id(inbound: &Inbound, dedup: &DedupKey) -> MessageId {
     match &inbound.kind {
         InboundKind::Message { id, .. } => id.clone(),
         InboundKind::Event(_) => {
-            use sha2::{Digest, Sha256};
-            let digest = Sha256::digest(dedup.as_str().as_bytes());
-            MessageId::parse(format!("ev{}", hex::encode(&digest[..12])))
-                .expect("\"ev\" and hex digits form a valid id")
+            let mut id = String::with_capacity(34);
+            id.push_str("ev");
+            id.push_str(&format!("{:032x}", fnv1a_128(dedup.as_str().as_bytes())));
+            MessageId::parse(id).expect("\"ev\" and hex digits form a valid id")
         }
     }
+}
+
+/// FNV-1a with 128 bits: a stable, cheap hash for event ids, which need uniqueness across a
+/// deployment but no resistance to deliberate collisions (a collision would only merge two
+/// frame ids, never two dedup keys).
+fn fnv1a_128(bytes: &[u8]) -> u128 {
+    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const PRIME: u128 = 0x0000000001000000000000000000013b;
+    bytes.iter().fold(OFFSET, |hash, byte| {
+        (hash ^ u128::from(*byte)).wrapping_mul(PRIME)
+    })
 }
 
 fn profile_or_empty(inbound: &Inbound) -> (&str, &str) {

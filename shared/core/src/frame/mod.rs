@@ -5,12 +5,17 @@
 //! voice and video, and -1 error; 1005 location and 1006 link are wxkf's additions.
 //! `result.code` is always a JSON number in what the hub sends.
 
+mod json;
+
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use crate::ids::{CompanyId, MessageId, OpenId, Seq, SYSTEM_CONTACT_ID};
 use crate::message::{MediaSource, MessageBody};
 use crate::time::Timestamp;
+
+use json::ObjectWriter;
 
 pub const CODE_HEARTBEAT: i32 = 101;
 pub const CODE_SYSTEM: i32 = 102;
@@ -50,7 +55,7 @@ pub struct FrameData {
     pub company_id: String,
     /// Unix seconds when the user sent the message or the hub raised the event.
     pub send_time: i64,
-    pub data: Value,
+    pub data: FrameBody,
     /// The frame's position in the agent's stream; set when the frame is read back from the
     /// store, absent while it is being stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,6 +66,42 @@ pub struct FrameData {
 pub struct FrameResult {
     pub code: i32,
     pub message: String,
+}
+
+/// The type-specific `data.data` object of a frame, kept as JSON text. The hub writes it once
+/// and copies it into every push unchanged, which is several times cheaper than building and
+/// serialising a `serde_json::Value` per message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FrameBody(Box<RawValue>);
+
+impl FrameBody {
+    /// Serialises a body; `body` must serialise to a JSON object.
+    fn from_serialize(body: &impl Serialize) -> FrameBody {
+        FrameBody(serde_json::value::to_raw_value(body).expect("frame bodies are plain JSON data"))
+    }
+
+    /// Wraps JSON text written by [`ObjectWriter`].
+    fn from_written(json: String) -> FrameBody {
+        FrameBody(RawValue::from_string(json).expect("the object writer writes valid JSON"))
+    }
+
+    /// The body as JSON text.
+    pub fn as_json(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The body parsed into a `Value`, for callers that inspect its fields.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.0.get()).expect("a frame body is valid JSON")
+    }
+}
+
+/// Bodies compare by their JSON text, which the hub writes in one canonical form.
+impl PartialEq for FrameBody {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
 }
 
 impl Frame {
@@ -77,14 +118,14 @@ impl Frame {
         let msg_type = body.msg_type();
         Frame {
             data: FrameData {
-                id: id.to_string(),
+                id: id.as_str().to_owned(),
                 name: name.to_owned(),
                 avatar: avatar.to_owned(),
                 msg_type: msg_type.to_owned(),
-                contact_id: user.to_string(),
-                company_id: company.to_string(),
+                contact_id: user.as_str().to_owned(),
+                company_id: company.as_str().to_owned(),
                 send_time: sent_at.as_secs(),
-                data: body_json(body),
+                data: message_body(body),
                 seq: None,
             },
             result: FrameResult {
@@ -104,20 +145,29 @@ impl Frame {
         text: &str,
         fields: Map<String, Value>,
     ) -> Frame {
-        let mut body = Map::with_capacity(fields.len() + 2);
+        let mut body = fields;
         body.insert("event".to_owned(), Value::from(event));
         body.insert("text".to_owned(), Value::from(text));
-        body.extend(fields);
+        Frame::system_with_body(id, company, at, &body)
+    }
+
+    /// Builds a system frame from a body that serialises to an object with `event` and `text`.
+    pub fn system_with_body(
+        id: &MessageId,
+        company: &CompanyId,
+        at: Timestamp,
+        body: &impl Serialize,
+    ) -> Frame {
         Frame {
             data: FrameData {
-                id: id.to_string(),
+                id: id.as_str().to_owned(),
                 name: SYSTEM_NAME.to_owned(),
                 avatar: String::new(),
                 msg_type: "system".to_owned(),
                 contact_id: SYSTEM_CONTACT_ID.to_owned(),
-                company_id: company.to_string(),
+                company_id: company.as_str().to_owned(),
                 send_time: at.as_secs(),
-                data: Value::Object(body),
+                data: FrameBody::from_serialize(body),
                 seq: None,
             },
             result: FrameResult {
@@ -133,75 +183,110 @@ impl Frame {
         self
     }
 
+    /// Returns the frame as JSON text, byte for byte what `serde_json::to_string` writes for it
+    /// but several times faster, as every message goes through here.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("a frame is plain JSON data and always serializes")
+        let data = &self.data;
+        let strings = data.id.len()
+            + data.name.len()
+            + data.avatar.len()
+            + data.contact_id.len()
+            + data.company_id.len()
+            + data.data.as_json().len();
+        let mut out = String::with_capacity(192 + strings + strings / 8);
+        let mut frame = ObjectWriter::open(&mut out);
+
+        let mut fields = frame.object("data");
+        fields
+            .string("id", &data.id)
+            .string("name", &data.name)
+            .string("avatar", &data.avatar)
+            .string("msg_type", &data.msg_type)
+            .string("contact_id", &data.contact_id)
+            .string("company_id", &data.company_id)
+            .integer("send_time", data.send_time)
+            .raw("data", data.data.as_json());
+        if let Some(seq) = data.seq {
+            fields.integer("seq", seq);
+        }
+        fields.close();
+
+        frame
+            .object("result")
+            .integer("code", self.result.code)
+            .string("message", &self.result.message)
+            .close();
+        frame.close();
+        out
     }
 }
 
-fn media_json(media: &MediaSource) -> Map<String, Value> {
-    let mut body = Map::new();
-    body.insert(
-        "media_path".to_owned(),
-        Value::from(media.url.clone().unwrap_or_default()),
-    );
-    if let Some(media_id) = &media.media_id {
-        body.insert("media_id".to_owned(), Value::from(media_id.as_str()));
-    }
-    body
-}
-
-fn insert_some(body: &mut Map<String, Value>, key: &str, value: &Option<String>) {
-    if let Some(value) = value {
-        body.insert(key.to_owned(), Value::from(value.as_str()));
-    }
-}
-
-/// The type-specific `data.data` of a message frame.
-fn body_json(body: &MessageBody) -> Value {
+/// The type-specific `data.data` of a message frame. Media bodies always have `media_path`
+/// (empty when the source has no URL) and the other fields only when WeChat sent them.
+fn message_body(body: &MessageBody) -> FrameBody {
+    let mut out = String::with_capacity(128);
+    let mut object = ObjectWriter::open(&mut out);
     match body {
-        MessageBody::Text { content } => json!({ "content": content }),
-        MessageBody::Image { media } => Value::Object(media_json(media)),
+        MessageBody::Text { content } => {
+            object.string("content", content);
+        }
+        MessageBody::Image { media } => {
+            media_fields(&mut object, media);
+        }
         MessageBody::Voice {
             media,
             format,
             recognition,
             media_id_16k,
         } => {
-            let mut fields = media_json(media);
-            insert_some(&mut fields, "format", format);
-            insert_some(&mut fields, "recognition", recognition);
-            insert_some(&mut fields, "media_id_16k", media_id_16k);
-            Value::Object(fields)
+            media_fields(&mut object, media)
+                .optional_string("format", format.as_deref())
+                .optional_string("recognition", recognition.as_deref())
+                .optional_string("media_id_16k", media_id_16k.as_deref());
         }
         MessageBody::Video {
             media,
             thumb_media_id,
             short,
         } => {
-            let mut fields = media_json(media);
-            insert_some(&mut fields, "thumb_media_id", thumb_media_id);
-            if *short {
-                fields.insert("wechat_type".to_owned(), Value::from("shortvideo"));
-            }
-            Value::Object(fields)
+            media_fields(&mut object, media)
+                .optional_string("thumb_media_id", thumb_media_id.as_deref())
+                .optional_string("wechat_type", short.then_some("shortvideo"));
         }
         MessageBody::Location {
             latitude,
             longitude,
             scale,
             label,
-        } => json!({
-            "latitude": latitude,
-            "longitude": longitude,
-            "scale": scale,
-            "label": label,
-        }),
+        } => {
+            object
+                .float("latitude", *latitude)
+                .float("longitude", *longitude)
+                .nullable_float("scale", *scale)
+                .string("label", label);
+        }
         MessageBody::Link {
             title,
             description,
             url,
-        } => json!({ "title": title, "description": description, "url": url }),
+        } => {
+            object
+                .string("title", title)
+                .string("description", description)
+                .string("url", url);
+        }
     }
+    object.close();
+    FrameBody::from_written(out)
+}
+
+fn media_fields<'w, 'o>(
+    object: &'w mut ObjectWriter<'o>,
+    media: &MediaSource,
+) -> &'w mut ObjectWriter<'o> {
+    object
+        .string("media_path", media.url.as_deref().unwrap_or(""))
+        .optional_string("media_id", media.media_id.as_deref())
 }
 
 /// The code 101 frame that answers an agent's heartbeat.
@@ -385,6 +470,105 @@ mod tests {
     }
 
     #[test]
+    fn to_json_matches_serde_json() {
+        let media = MediaSource {
+            media_id: Some("media\"1".into()),
+            url: Some("http://mmbiz.qpic.cn/a.jpg?x=1&y=\u{1d}".into()),
+        };
+        let bodies = [
+            MessageBody::Text {
+                content: "你好 😀 /::) \"quoted\" \\ \n\u{1d}".into(),
+            },
+            MessageBody::Image {
+                media: MediaSource::default(),
+            },
+            MessageBody::Voice {
+                media: media.clone(),
+                format: Some("amr".into()),
+                recognition: Some("".into()),
+                media_id_16k: None,
+            },
+            MessageBody::Video {
+                media,
+                thumb_media_id: Some("thumb".into()),
+                short: true,
+            },
+            MessageBody::Location {
+                latitude: 23.134521,
+                longitude: -113.358803,
+                scale: None,
+                label: "广州市".into(),
+            },
+            MessageBody::Link {
+                title: "t".into(),
+                description: String::new(),
+                url: "https://example.com/?a=\"b\"".into(),
+            },
+        ];
+        for body in &bodies {
+            let frame = Frame::message(
+                &MessageId::parse("24523365472734781234").unwrap(),
+                &CompanyId::parse("acme").unwrap(),
+                &OpenId::parse("oUser\"1").unwrap(),
+                "小明\t",
+                "https://a.example/\u{7f}.png",
+                Timestamp::from_secs(1_348_831_860),
+                body,
+            );
+            assert!(
+                frame.data.data.to_value().is_object(),
+                "body of {body:?} is a JSON object"
+            );
+            assert_eq!(frame.to_json(), serde_json::to_string(&frame).unwrap());
+            let with_seq = frame.with_seq(Seq(u64::MAX));
+            assert_eq!(
+                with_seq.to_json(),
+                serde_json::to_string(&with_seq).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn message_bodies_have_protocol_fields() {
+        let location = Frame::message(
+            &MessageId::parse("1").unwrap(),
+            &CompanyId::parse("acme").unwrap(),
+            &OpenId::parse("o").unwrap(),
+            "",
+            "",
+            Timestamp::from_secs(0),
+            &MessageBody::Location {
+                latitude: 23.1,
+                longitude: 113.3,
+                scale: Some(20.0),
+                label: "广州".into(),
+            },
+        );
+        assert_eq!(
+            location.data.data.to_value(),
+            json!({"latitude": 23.1, "longitude": 113.3, "scale": 20.0, "label": "广州"})
+        );
+        let image = Frame::message(
+            &MessageId::parse("2").unwrap(),
+            &CompanyId::parse("acme").unwrap(),
+            &OpenId::parse("o").unwrap(),
+            "",
+            "",
+            Timestamp::from_secs(0),
+            &MessageBody::Image {
+                media: MediaSource {
+                    media_id: Some("m".into()),
+                    url: None,
+                },
+            },
+        );
+        assert_eq!(
+            image.data.data.to_value(),
+            json!({"media_path": "", "media_id": "m"})
+        );
+    }
+
+    #[test]
     fn system_frame_comes_from_system01() {
         let frame = Frame::system(
             &MessageId::parse("s1").unwrap(),
@@ -397,6 +581,6 @@ mod tests {
         assert_eq!(frame.data.contact_id, "system01");
         assert_eq!(frame.data.name, "系统消息");
         assert_eq!(frame.result.code, 102);
-        assert_eq!(frame.data.data["event"], "contact_assigned");
+        assert_eq!(frame.data.data.to_value()["event"], "contact_assigned");
     }
 }
