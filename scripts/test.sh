@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine: installs what the tests need (moto server
-# in .venv for the DynamoDB tests), starts it on loopback, runs the tests, and stops it again.
+# in .venv for the DynamoDB tests), starts it on loopback (it stays up for the next run), and
+# runs the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ -f scripts/moto.sh ]; then
-  # shellcheck source=scripts/moto.sh
-  source scripts/moto.sh
-fi
+WXKF_MOTO_ENDPOINT="$(scripts/moto.sh)"
+export WXKF_MOTO_ENDPOINT
 
 cargo test --workspace --all-targets --locked "$@"

@@ -10,10 +10,12 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::{error, info};
+use wxkf_aws::settings::AwsSettings;
+use wxkf_aws::{clients, create_table, ApiGatewayPusher, DynamoStore, TableConfig};
 use wxkf_core::config::Config;
 use wxkf_core::error_chain;
 use wxkf_core::hub::Hub;
-use wxkf_core::ports::Store;
+use wxkf_core::ports::{Pusher, Store};
 use wxkf_core::time::{Clock, SystemClock};
 use wxkf_core::token::{ApiKeys, TokenSigner};
 
@@ -32,6 +34,11 @@ pub enum StoreKind {
     Sqlite,
     /// Process memory; everything is lost on exit. For trials and benchmarks.
     Memory,
+    /// DynamoDB, as on AWS, with pushes going through the API Gateway Management API client to
+    /// this server's own `@connections` endpoint. The endpoint, region and credentials come from
+    /// the SDK's standard variables (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_REGION`, …) and the
+    /// table from `WXKF_TABLE`; the table is created when missing.
+    Dynamodb,
 }
 
 #[derive(Debug, Clone)]
@@ -67,17 +74,42 @@ impl RunningServer {
 pub async fn start(options: ServeOptions, config: Config) -> anyhow::Result<RunningServer> {
     let data = DataDir::open(&options.data_dir)
         .with_context(|| format!("cannot open data folder {}", options.data_dir.display()))?;
-    let store: Arc<dyn Store> = match options.store {
+    let (store, push_via): (Arc<dyn Store>, PushVia) = match options.store {
         StoreKind::Sqlite => {
             let path = data.database_path();
-            Arc::new(
-                SqliteStore::open(&path)
-                    .with_context(|| format!("cannot open database {}", path.display()))?,
+            let store = SqliteStore::open(&path)
+                .with_context(|| format!("cannot open database {}", path.display()))?;
+            (Arc::new(store), PushVia::Gateway)
+        }
+        StoreKind::Memory => (
+            Arc::new(wxkf_core::memory::MemoryStore::default()),
+            PushVia::Gateway,
+        ),
+        StoreKind::Dynamodb => {
+            let settings = AwsSettings::from_lookup(|name| std::env::var(name).ok())
+                .context("invalid AWS configuration")?;
+            let sdk = clients::load_sdk_config().await;
+            let client = clients::dynamodb_client(&sdk);
+            let table = TableConfig::new(settings.table_name.clone());
+            create_table(&client, &table)
+                .await
+                .with_context(|| format!("cannot create or open table {}", settings.table_name))?;
+            (
+                Arc::new(DynamoStore::new(client, table)),
+                PushVia::ManagementApi(Box::new(sdk)),
             )
         }
-        StoreKind::Memory => Arc::new(wxkf_core::memory::MemoryStore::default()),
     };
-    start_with_store(options.addr, &data, config, store).await
+    start_with_store(options.addr, &data, config, store, push_via).await
+}
+
+/// How the hub reaches the sockets.
+pub enum PushVia {
+    /// Straight into this process's socket table.
+    Gateway,
+    /// Through the API Gateway Management API client, aimed at this server's `@connections`
+    /// endpoint, exactly as the Lambda functions push on AWS.
+    ManagementApi(Box<aws_config::SdkConfig>),
 }
 
 /// Starts serving on an already opened store.
@@ -86,6 +118,7 @@ pub async fn start_with_store(
     data: &DataDir,
     config: Config,
     store: Arc<dyn Store>,
+    push_via: PushVia,
 ) -> anyhow::Result<RunningServer> {
     let secret = match config.token_secret.clone() {
         Some(secret) => secret,
@@ -97,14 +130,21 @@ pub async fn start_with_store(
         config.api_keys.clone()
     };
 
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let addr = listener.local_addr()?;
+
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let gateway = Arc::new(Gateway::default());
-    let hub = Hub::new(
-        store,
-        Arc::new(GatewayPusher(gateway.clone())),
-        clock.clone(),
-        config.hub.clone(),
-    );
+    let pusher: Arc<dyn Pusher> = match push_via {
+        PushVia::Gateway => Arc::new(GatewayPusher(gateway.clone())),
+        PushVia::ManagementApi(sdk) => Arc::new(ApiGatewayPusher::new(clients::management_client(
+            &sdk,
+            &format!("http://{addr}"),
+        ))),
+    };
+    let hub = Hub::new(store, pusher, clock.clone(), config.hub.clone());
     let state = AppState {
         hub: hub.clone(),
         gateway,
@@ -116,10 +156,6 @@ pub async fn start_with_store(
         body_limit_bytes: config.body_limit_bytes,
     };
 
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    let addr = listener.local_addr()?;
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let server = tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app)

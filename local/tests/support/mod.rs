@@ -38,12 +38,17 @@ impl TestServer {
 
     /// Starts a server with extra `WXKF_…` variables.
     pub async fn start_with(vars: impl Fn(&str) -> Option<String>) -> TestServer {
+        Self::start_on(StoreKind::Sqlite, vars).await
+    }
+
+    /// Starts a server on the given store.
+    pub async fn start_on(store: StoreKind, vars: impl Fn(&str) -> Option<String>) -> TestServer {
         let data = tempfile::tempdir().unwrap();
         let config = Config::from_lookup(vars).unwrap();
         let options = ServeOptions {
             addr: "127.0.0.1:0".parse().unwrap(),
             data_dir: data.path().to_owned(),
-            store: StoreKind::Sqlite,
+            store,
         };
         let server = app::start(options, config.clone()).await.unwrap();
         let api_key = match config.api_keys.first() {
