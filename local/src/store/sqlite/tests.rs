@@ -186,7 +186,12 @@ async fn reopened_database_keeps_every_record() {
         .expect("frames_after");
     let contents: Vec<String> = frames
         .iter()
-        .map(|(_, frame)| frame.data.data.to_value()["content"].as_str().unwrap_or("").to_owned())
+        .map(|(_, frame)| {
+            frame.data.data.to_value()["content"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
         .collect();
     assert_eq!(
         contents,
