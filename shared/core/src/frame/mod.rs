@@ -70,37 +70,47 @@ pub struct FrameResult {
 
 /// The type-specific `data.data` object of a frame, kept as JSON text. The hub writes it once
 /// and copies it into every push unchanged, which is several times cheaper than building and
-/// serialising a `serde_json::Value` per message.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct FrameBody(Box<RawValue>);
+/// serialising a `serde_json::Value` per message. Text from outside (a store) is checked once
+/// when it is read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameBody(Box<str>);
 
 impl FrameBody {
     /// Serialises a body; `body` must serialise to a JSON object.
     fn from_serialize(body: &impl Serialize) -> FrameBody {
-        FrameBody(serde_json::value::to_raw_value(body).expect("frame bodies are plain JSON data"))
+        let json = serde_json::to_string(body).expect("frame bodies are plain JSON data");
+        FrameBody(json.into_boxed_str())
     }
 
-    /// Wraps JSON text written by [`ObjectWriter`].
+    /// Wraps JSON text written by [`ObjectWriter`], which always writes a valid object.
     fn from_written(json: String) -> FrameBody {
-        FrameBody(RawValue::from_string(json).expect("the object writer writes valid JSON"))
+        FrameBody(json.into_boxed_str())
     }
 
     /// The body as JSON text.
     pub fn as_json(&self) -> &str {
-        self.0.get()
+        &self.0
     }
 
     /// The body parsed into a `Value`, for callers that inspect its fields.
     pub fn to_value(&self) -> Value {
-        serde_json::from_str(self.0.get()).expect("a frame body is valid JSON")
+        serde_json::from_str(&self.0).expect("a frame body is valid JSON")
     }
 }
 
-/// Bodies compare by their JSON text, which the hub writes in one canonical form.
-impl PartialEq for FrameBody {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.get() == other.0.get()
+/// Serialises as the raw JSON object, not as a string. [`Frame::to_json`] is the fast path and
+/// copies the text without this check.
+impl Serialize for FrameBody {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let raw: &RawValue = serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+        raw.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for FrameBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        Ok(FrameBody(raw.into()))
     }
 }
 
