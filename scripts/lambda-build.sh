@@ -8,7 +8,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${root}/.venv"
-functions=(ws-connect ws-disconnect ws-default http-send http-send-xml)
+functions=(ws-connect ws-disconnect ws-default http-send http-send-xml sweep)
 max_glibc="2.34"
 
 if [ ! -x "${venv}/bin/cargo-lambda" ] || [ ! -x "${venv}/bin/python-zig" ]; then

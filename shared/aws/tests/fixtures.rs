@@ -1,6 +1,7 @@
 //! Feeds every event in `events/` to the handler of its function, in the order a session
 //! happens (connect, first frame, messages, disconnect), on the DynamoDB store on moto and a
-//! recording pusher, and checks each response.
+//! recording pusher, and checks each response. The scheduled sweep gets its own session, with a
+//! contact whose window closed an hour earlier.
 
 mod support;
 
@@ -11,12 +12,14 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use aws_lambda_events::encodings::Body;
 use serde_json::Value;
 use wxkf_aws::lambda::http::HttpHandler;
+use wxkf_aws::lambda::sweep::{SweepHandler, SweepResponse};
 use wxkf_aws::lambda::websocket::WebSocketHandler;
 use wxkf_aws::lambda::Runtime;
 use wxkf_core::config::Config;
-use wxkf_core::ids::ConnectionId;
+use wxkf_core::frame::Frame;
+use wxkf_core::ids::{AgentId, CompanyId, ConnectionId, MessageId, OpenId};
 use wxkf_core::memory::RecordingPusher;
-use wxkf_core::ports::ConnectionStore;
+use wxkf_core::ports::{AssignOutcome, Assignment, ConnectionStore, ContactStore};
 use wxkf_core::time::{ManualClock, Timestamp};
 
 const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events");
@@ -239,6 +242,95 @@ async fn every_fixture_gets_expected_response() {
     assert_eq!(left, None, "the disconnected connection is gone");
 }
 
+#[tokio::test]
+async fn sweep_schedule_releases_lapsed_contact() {
+    // The time in sweep-schedule.json, 48 seconds after ws-connect.json's.
+    let now = Timestamp::from_secs(1_796_412_660);
+    let store = Arc::new(*support::fresh_store().await);
+    let pusher = Arc::new(RecordingPusher::new());
+    let clock = Arc::new(ManualClock::new(now));
+    let runtime = Runtime::new(config(), store.clone(), pusher.clone(), clock);
+    let connect = WebSocketHandler::for_connect(runtime.clone()).unwrap();
+    let socket = WebSocketHandler::new(runtime.clone());
+    let sweep = SweepHandler::new(runtime);
+    let agent_socket = ConnectionId::parse("TWegAcC4EowCHnA=").unwrap();
+    let company = CompanyId::parse("default").unwrap();
+    let user = OpenId::parse("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o").unwrap();
+
+    let assigned_at = now.plus_secs(-49 * 3600);
+    let outcome = store
+        .try_assign(Assignment {
+            company: company.clone(),
+            user: user.clone(),
+            agent: AgentId::parse("kf01").unwrap(),
+            name: "小明".to_owned(),
+            avatar: String::new(),
+            now: assigned_at,
+            window_closes_at: now.plus_secs(-3600),
+            max_contacts: 10,
+            notice: Frame::system(
+                &MessageId::generate(),
+                &company,
+                assigned_at,
+                "contact_assigned",
+                "新联系人 小明 已分配给你",
+                serde_json::Map::new(),
+            ),
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, AssignOutcome::Assigned { .. }),
+        "arranging a contact whose window closed: {outcome:?}"
+    );
+    let response = connect.connect(websocket_event("ws-connect.json")).await;
+    assert_eq!(
+        response.status_code,
+        200,
+        "ws-connect.json: {}",
+        text(&response)
+    );
+    let response = socket
+        .default(websocket_event("ws-default-heartbeat.json"))
+        .await;
+    assert_eq!(response.status_code, 200, "ws-default-heartbeat.json");
+    pusher.take(&agent_socket);
+
+    let event: Value = serde_json::from_str(&read("sweep-schedule.json"))
+        .unwrap_or_else(|error| panic!("events/sweep-schedule.json: {error}"));
+    let response = sweep.sweep(event).await.expect("the sweep succeeds");
+
+    assert_eq!(response.released, 1, "the lapsed contact is released");
+    let sent = pusher.take(&agent_socket);
+    assert_eq!(sent.len(), 1, "one contact_released frame: {sent:?}");
+    let notice = json(&sent[0]);
+    assert_eq!(notice["data"]["data"]["event"], "contact_released");
+    assert_eq!(notice["data"]["data"]["reason"], "window_closed");
+    assert_eq!(notice["data"]["data"]["contact_id"], user.as_str());
+    assert_eq!(
+        store.contact(&company, &user).await.unwrap(),
+        None,
+        "the contact record is gone"
+    );
+
+    let again = sweep
+        .sweep(Value::Null)
+        .await
+        .expect("a second sweep succeeds");
+    assert_eq!(
+        again,
+        SweepResponse {
+            released: 0,
+            pruned: 0
+        },
+        "a second sweep finds nothing left"
+    );
+    assert!(
+        pusher.take(&agent_socket).is_empty(),
+        "the agent is told once"
+    );
+}
+
 #[test]
 fn every_fixture_is_covered() {
     let covered = [
@@ -260,6 +352,7 @@ fn every_fixture_is_covered() {
         "http-send-xml-bad-signature.json",
         "http-send-xml-verify.json",
         "http-send-xml-verify-bad-signature.json",
+        "sweep-schedule.json",
     ];
     let mut present: Vec<String> = std::fs::read_dir(EVENTS)
         .unwrap()

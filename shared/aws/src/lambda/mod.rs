@@ -1,12 +1,14 @@
 //! Lambda entry points: each function's `main` builds a [`Runtime`] once per cold start and
-//! hands every event to one handler here, which translates the event into one hub call and the
-//! outcome into API Gateway's response. Keeping the translation here lets tests feed captured
-//! events to the same code the functions run.
+//! hands every event to one handler here. The handler translates the event into one hub call
+//! and the outcome into the function's response (API Gateway's, for the routes). Keeping the
+//! translation here lets tests feed captured events to the same code the functions run.
 //!
 //! - [`websocket`]: `$connect`, `$disconnect` and `$default` (heartbeat, ack, contacts).
 //! - [`http`]: the JSON `send` route and WeChat's `send_xml` route.
+//! - [`sweep`]: the scheduled sweep of lapsed contacts and old records.
 
 pub mod http;
+pub mod sweep;
 pub mod websocket;
 
 use std::sync::Arc;
