@@ -69,7 +69,7 @@ pub fn parse_xml(body: &[u8], directory: &AccountDirectory) -> Result<Parsed, Xm
         Some(
             fields
                 .token(Field::Event)
-                .ok_or(missing_in(Field::Event, "event message"))?,
+                .ok_or_else(|| missing_in(Field::Event, "event message"))?,
         )
     } else {
         None
@@ -172,7 +172,7 @@ fn read_body(kind: MessageKind, fields: &Fields<'_>) -> Result<MessageBody, XmlE
         MessageKind::Text => MessageBody::Text {
             content: fields
                 .text(Field::Content)
-                .ok_or(missing_in(Field::Content, "text message"))?
+                .ok_or_else(|| missing_in(Field::Content, "text message"))?
                 .to_owned(),
         },
         MessageKind::Image => {
@@ -220,7 +220,7 @@ fn read_body(kind: MessageKind, fields: &Fields<'_>) -> Result<MessageBody, XmlE
             description: free_text(Field::Description),
             url: fields
                 .token(Field::Url)
-                .ok_or(missing_in(Field::Url, "link message"))?
+                .ok_or_else(|| missing_in(Field::Url, "link message"))?
                 .to_owned(),
         },
     };
@@ -268,7 +268,9 @@ fn media_by_id(fields: &Fields<'_>, context: &'static str) -> Result<MediaSource
 }
 
 fn required<'f>(fields: &'f Fields<'_>, field: Field) -> Result<&'f str, XmlError> {
-    fields.token(field).ok_or(XmlError::Missing(field.name()))
+    fields
+        .token(field)
+        .ok_or_else(|| XmlError::Missing(field.name()))
 }
 
 fn required_in<'f>(
@@ -276,7 +278,9 @@ fn required_in<'f>(
     field: Field,
     context: &'static str,
 ) -> Result<&'f str, XmlError> {
-    fields.token(field).ok_or(missing_in(field, context))
+    fields
+        .token(field)
+        .ok_or_else(|| missing_in(field, context))
 }
 
 fn required_float(

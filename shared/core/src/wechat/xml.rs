@@ -94,42 +94,49 @@ pub(crate) enum Field {
 const FIELD_COUNT: usize = Field::Encrypt as usize + 1;
 
 impl Field {
+    const ALL: [Field; FIELD_COUNT] = [
+        Field::ToUserName,
+        Field::FromUserName,
+        Field::CreateTime,
+        Field::MsgType,
+        Field::MsgId,
+        Field::Content,
+        Field::PicUrl,
+        Field::MediaId,
+        Field::Format,
+        Field::Recognition,
+        Field::MediaId16K,
+        Field::ThumbMediaId,
+        Field::LocationX,
+        Field::LocationY,
+        Field::Scale,
+        Field::Label,
+        Field::Title,
+        Field::Description,
+        Field::Url,
+        Field::Event,
+        Field::EventKey,
+        Field::Ticket,
+        Field::Latitude,
+        Field::Longitude,
+        Field::Precision,
+        Field::MenuId,
+        Field::Encrypt,
+    ];
+
     pub(super) fn from_tag(tag: &[u8]) -> Option<Field> {
-        let field = match tag {
-            b"ToUserName" => Field::ToUserName,
-            b"FromUserName" => Field::FromUserName,
-            b"CreateTime" => Field::CreateTime,
-            b"MsgType" => Field::MsgType,
-            b"MsgId" => Field::MsgId,
-            b"Content" => Field::Content,
-            b"PicUrl" => Field::PicUrl,
-            b"MediaId" => Field::MediaId,
-            b"Format" => Field::Format,
-            b"Recognition" => Field::Recognition,
-            b"MediaId16K" => Field::MediaId16K,
-            b"ThumbMediaId" => Field::ThumbMediaId,
-            b"Location_X" => Field::LocationX,
-            b"Location_Y" => Field::LocationY,
-            b"Scale" => Field::Scale,
-            b"Label" => Field::Label,
-            b"Title" => Field::Title,
-            b"Description" => Field::Description,
-            b"Url" => Field::Url,
-            b"Event" => Field::Event,
-            b"EventKey" => Field::EventKey,
-            b"Ticket" => Field::Ticket,
-            b"Latitude" => Field::Latitude,
-            b"Longitude" => Field::Longitude,
-            b"Precision" => Field::Precision,
-            b"MenuId" => Field::MenuId,
-            b"Encrypt" => Field::Encrypt,
-            _ => return None,
-        };
-        Some(field)
+        Field::from_start_tag(pack_start_tag(tag)?)
+    }
+
+    /// Returns the field whose start tag [`pack_start_tag`] packs to `packed`, with one table
+    /// lookup.
+    pub(super) fn from_start_tag(packed: u128) -> Option<Field> {
+        let (candidate, field) = FIELD_BY_NAME_SLOT[name_slot(packed)]?;
+        (candidate == packed).then_some(field)
     }
 
     /// Returns the element name as WeChat spells it.
-    pub(crate) fn name(self) -> &'static str {
+    pub(crate) const fn name(self) -> &'static str {
         match self {
             Field::ToUserName => "ToUserName",
             Field::FromUserName => "FromUserName",
@@ -161,6 +168,54 @@ impl Field {
         }
     }
 }
+
+/// Packs the text `name>` of a start tag into an integer, first byte lowest and zeros after
+/// it, or returns `None` when that text is longer than 16 bytes. The packing is one-to-one
+/// because the text ends in a `>`, which is not zero: the text is the integer's bytes up to
+/// its last nonzero byte.
+pub(super) const fn pack_start_tag(name: &[u8]) -> Option<u128> {
+    if name.len() > 15 {
+        return None;
+    }
+    let mut packed = b'>' as u128;
+    let mut index = name.len();
+    while index > 0 {
+        index -= 1;
+        packed = packed << 8 | name[index] as u128;
+    }
+    Some(packed)
+}
+
+/// The multiplier of a perfect hash of the fields' packed start tags into 64 slots, found by
+/// trying random odd numbers. Building `FIELD_BY_NAME_SLOT` fails to compile if a new field
+/// shares a slot, and then a new multiplier is needed.
+const NAME_HASH_MULTIPLIER: u64 = 0x9844_f476_f2e2_054d;
+const NAME_SLOT_BITS: u32 = 6;
+
+const fn name_slot(packed: u128) -> usize {
+    let folded = packed as u64 ^ (packed >> 64) as u64;
+    (folded.wrapping_mul(NAME_HASH_MULTIPLIER) >> (64 - NAME_SLOT_BITS)) as usize
+}
+
+/// Each field with its packed start tag, at the slot of that tag.
+const FIELD_BY_NAME_SLOT: [Option<(u128, Field)>; 1 << NAME_SLOT_BITS] = {
+    let mut table = [None; 1 << NAME_SLOT_BITS];
+    let mut index = 0;
+    while index < FIELD_COUNT {
+        let field = Field::ALL[index];
+        let Some(packed) = pack_start_tag(field.name().as_bytes()) else {
+            panic!("a field name is longer than 15 bytes");
+        };
+        let slot = name_slot(packed);
+        assert!(
+            table[slot].is_none(),
+            "two field names share a hash slot; choose another NAME_HASH_MULTIPLIER"
+        );
+        table[slot] = Some((packed, field));
+        index += 1;
+    }
+    table
+};
 
 /// The known fields of one message, each the text of the root's child element of that name.
 ///
@@ -227,16 +282,28 @@ pub(super) fn is_xml_whitespace(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\r' | b'\n')
 }
 
+// The trimming functions work on bytes, which is several times faster than matching chars.
+// XML whitespace is ASCII, and no byte of a multi-byte UTF-8 character is, so the cuts fall on
+// character boundaries.
+
 pub(super) fn trim_xml_whitespace(value: &str) -> &str {
-    value.trim_matches(|c: char| c.is_ascii() && is_xml_whitespace(c as u8))
+    trim_xml_whitespace_end(trim_xml_whitespace_start(value))
 }
 
 fn trim_xml_whitespace_start(value: &str) -> &str {
-    value.trim_start_matches(|c: char| c.is_ascii() && is_xml_whitespace(c as u8))
+    let start = value
+        .bytes()
+        .position(|byte| !is_xml_whitespace(byte))
+        .unwrap_or(value.len());
+    &value[start..]
 }
 
 fn trim_xml_whitespace_end(value: &str) -> &str {
-    value.trim_end_matches(|c: char| c.is_ascii() && is_xml_whitespace(c as u8))
+    let end = value
+        .bytes()
+        .rposition(|byte| !is_xml_whitespace(byte))
+        .map_or(0, |last| last + 1);
+    &value[..end]
 }
 
 /// The reader's position relative to the root element.
@@ -734,6 +801,91 @@ mod tests {
                     assert_readers_agree(&corrupted);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn every_field_name_maps_back_to_its_field() {
+        for (index, field) in Field::ALL.into_iter().enumerate() {
+            assert_eq!(field as usize, index, "Field::ALL out of declaration order");
+            assert_eq!(
+                Field::from_tag(field.name().as_bytes()),
+                Some(field),
+                "name {}",
+                field.name()
+            );
+        }
+    }
+
+    #[test]
+    fn names_close_to_field_names_are_unknown() {
+        for tag in [
+            &b""[..],
+            b"Msg",
+            b"MsgI",
+            b"MsgTypeX",
+            b"msgtype",
+            b"Location_Z",
+            b"EventKey\0",
+            b"ToUserNameToUserName",
+        ] {
+            assert_eq!(
+                Field::from_tag(tag),
+                None,
+                "tag {:?}",
+                String::from_utf8_lossy(tag)
+            );
+        }
+    }
+
+    #[test]
+    fn fast_path_reads_names_at_every_window_edge() {
+        // Names of 14 to 17 bytes put the `>` at the end of the 16-byte window or past it.
+        for name in [
+            "A",
+            "Abcdefghijklmn",
+            "Abcdefghijklmno",
+            "Abcdefghijklmnop",
+            "Abcdefghijklmnopq",
+        ] {
+            let body = format!("<xml><{name}>x</{name}><Url>u</Url></xml>");
+            let mut fields = Fields::empty();
+            assert!(
+                flat::scan(body.as_bytes(), &mut fields),
+                "{body} should take the fast path"
+            );
+            assert_eq!(fields.text(Field::Url), Some("u"), "{body}");
+            assert_readers_agree(body.as_bytes());
+        }
+    }
+
+    #[test]
+    fn fast_path_agrees_on_name_variants() {
+        let variants = [
+            "<xml><MsgId>1</MsgId><MsgType>text</MsgType></xml>",
+            "<xml><EventKey>k</EventKey><Event>e</Event></xml>",
+            "<xml><MediaId16K>a</MediaId16K><MediaId>b</MediaId></xml>",
+            "<xml><Location_X>1</Location_X><Location_Y>2</Location_Y></xml>",
+            "<xml><Url>x</Url>",
+            "<xml><Url>x</Url",
+            "<xml><Url>x</Ur></xml>",
+            "<xml><Url>x</UrlX></xml>",
+            "<xml><Url>x</url></xml>",
+            "<xml><MsgId>1</MsgType></xml>",
+            "<xml><MsgType>text</MsgId></xml>",
+            "<xml><Content>x</Contentx></xml>",
+            "<xml><Content>x</Content></xml ",
+            "<xml><Content >x</Content></xml>",
+            "<xml><Content\n>x</Content></xml>",
+            "<xml><Content/></xml>",
+            "<xml><Content />x</xml>",
+            "<xml><Content\u{0}>x</Content></xml>",
+            "<xml><ContentContentContent>x</ContentContentContent></xml>",
+            "<xml><x:Content>x</x:Content></xml>",
+            "<xml><Url>\u{4E2D}</Url><Title>\u{1F600}</Title></xml>",
+        ];
+        for body in variants {
+            assert_readers_agree(body.as_bytes());
         }
     }
 
