@@ -62,9 +62,9 @@ pub fn parse_xml(body: &[u8], directory: &AccountDirectory) -> Result<Parsed, Xm
     let mut fields = Fields::empty();
     fields.read_from(body)?;
 
-    let msg_type = fields
-        .token(Field::MsgType)
-        .ok_or(XmlError::Missing("MsgType"))?;
+    let Some(msg_type) = fields.token(Field::MsgType) else {
+        return Err(XmlError::Missing("MsgType"));
+    };
     let event = if msg_type == "event" {
         Some(
             fields
