@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts a moto server (a DynamoDB- and API Gateway-compatible server from PyPI) on loopback
+# Starts a moto server (a DynamoDB- and API Gateway-compatible server from PyPI) on loopback,
+# one request at a time (see scripts/moto_server.py),
 # for the wxkf-aws tests, installing `moto[server]` into .venv first if it is missing. Running
 # it again while the server answers changes nothing. Prints the endpoint URL on stdout.
 #
@@ -27,7 +28,8 @@ if [ ! -x "${venv}/bin/moto_server" ]; then
     "${venv}/bin/pip" install --quiet 'moto[server]' >&2
 fi
 
-nohup "${venv}/bin/moto_server" -H 127.0.0.1 -p "${port}" >"${venv}/moto-${port}.log" 2>&1 &
+# scripts/moto_server.py serializes requests, as DynamoDB serializes transactions.
+nohup "${venv}/bin/python" "${root}/scripts/moto_server.py" "${port}" >"${venv}/moto-${port}.log" 2>&1 &
 for _ in $(seq 1 100); do
     if answers; then
         echo "${endpoint}"
