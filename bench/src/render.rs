@@ -25,7 +25,7 @@ pub fn frame_json(
     let avatar = inbound.profile.avatar.as_deref().unwrap_or("");
     let id = frame_id(&inbound, &DedupKey::for_inbound(&inbound));
     let frame = inbound_frame(&inbound, &id, name, avatar);
-    Ok(Some(frame.with_seq(seq).to_json()))
+    Ok(Some(frame.to_json_with_seq(seq)))
 }
 
 #[cfg(test)]

@@ -16,6 +16,11 @@ use wxkf_core::ids::{AgentId, CompanyId};
 use wxkf_core::time::{Clock, SystemClock};
 use wxkf_core::token::TokenSigner;
 
+/// mimalloc, as the hub allocates a few short strings per message and mimalloc serves those
+/// faster than the system allocator (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "wxkf",

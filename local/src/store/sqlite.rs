@@ -728,12 +728,7 @@ fn select_contact(
 
 /// Serializes the frame as stored, without `data.seq`, which belongs to the row.
 fn frame_json(frame: &Frame) -> String {
-    if frame.data.seq.is_none() {
-        return frame.to_json();
-    }
-    let mut frame = frame.clone();
-    frame.data.seq = None;
-    frame.to_json()
+    frame.json_without_seq().to_owned()
 }
 
 fn decode_frame(json: &str, seq: Seq) -> Result<Frame, JobError> {

@@ -187,7 +187,7 @@ async fn reopened_database_keeps_every_record() {
     let contents: Vec<String> = frames
         .iter()
         .map(|(_, frame)| {
-            frame.data.data.to_value()["content"]
+            frame.to_value()["data"]["data"]["content"]
                 .as_str()
                 .unwrap_or("")
                 .to_owned()

@@ -327,7 +327,7 @@ pub fn frame_item(agent: &AgentId, seq: Seq, frame: &Frame, stored_at: Timestamp
     let pk = agent_pk(agent);
     let sk = frame_sk(seq);
     let mut item = key(pk.clone(), sk.clone());
-    item.insert("frame".to_owned(), s(frame.to_json()));
+    item.insert("frame".to_owned(), s(frame.json_without_seq().to_owned()));
     item.insert("stored_at".to_owned(), n(stored_at.0));
     item.insert(GSI1_PK.to_owned(), s(TimeKind::Frame.shard_for(&pk, &sk)));
     item.insert(GSI1_SK.to_owned(), s(time_sort_key(stored_at)));

@@ -12,22 +12,38 @@ pub(crate) fn push_string(out: &mut String, text: &str) {
     let mut copied = 0;
     let mut index = 0;
     while index < bytes.len() {
-        // Skip eight bytes at a time while none of them needs escaping.
-        if let Some(word) = bytes.get(index..index + 8) {
-            let word = u64::from_le_bytes(word.try_into().expect("the slice has eight bytes"));
-            if !word_needs_escape(word) {
-                index += 8;
-                continue;
+        // Check eight bytes at a time; a short tail is padded with a byte that needs no escape.
+        let end = (index + 8).min(bytes.len());
+        let word = match bytes.get(index..index + 8) {
+            Some(full) => u64::from_le_bytes(full.try_into().expect("the slice has eight bytes")),
+            // The last eight bytes overlap ones already found clean, so only the new ones can
+            // match, and the slow path below looks at those alone.
+            None if bytes.len() >= 8 => u64::from_le_bytes(
+                bytes[bytes.len() - 8..]
+                    .try_into()
+                    .expect("the slice has eight bytes"),
+            ),
+            None => {
+                // Built byte by byte: a copy into an array calls memcpy, which costs more here.
+                let mut padded = u64::from_le_bytes([b'a'; 8]);
+                for (shift, &byte) in bytes[index..end].iter().enumerate() {
+                    padded &= !(0xff << (8 * shift));
+                    padded |= u64::from(byte) << (8 * shift);
+                }
+                padded
+            }
+        };
+        if word_needs_escape(word) {
+            for (position, &byte) in bytes.iter().enumerate().take(end).skip(index) {
+                if let Some(escape) = escape_for(byte) {
+                    // `copied..position` ends before an ASCII byte, so it is a char boundary.
+                    out.push_str(&text[copied..position]);
+                    push_escape(out, byte, escape);
+                    copied = position + 1;
+                }
             }
         }
-        let byte = bytes[index];
-        if let Some(escape) = escape_for(byte) {
-            // `copied..index` ends before an ASCII byte, so it is a char boundary.
-            out.push_str(&text[copied..index]);
-            push_escape(out, byte, escape);
-            copied = index + 1;
-        }
-        index += 1;
+        index = end;
     }
     out.push_str(&text[copied..]);
     out.push('"');
@@ -167,7 +183,8 @@ impl<'a> ObjectWriter<'a> {
         self.first = false;
         self.out.push('"');
         self.out.push_str(key);
-        self.out.push_str("\":");
+        self.out.push('"');
+        self.out.push(':');
         self.out
     }
 
@@ -213,6 +230,11 @@ impl<'a> ObjectWriter<'a> {
         self
     }
 
+    /// Bytes written to the whole output so far.
+    pub(crate) fn len(&self) -> usize {
+        self.out.len()
+    }
+
     /// Opens a nested object under `key`; close it before writing the next field here.
     pub(crate) fn object(&mut self, key: &'static str) -> ObjectWriter<'_> {
         ObjectWriter::open(self.key(key))
@@ -246,6 +268,11 @@ mod tests {
             "exactly8".into(),
             "sixteen bytes!!!\"".into(),
             "中文\"中文\\中文\n".into(),
+            // Tails checked with an overlapping word: escapes before, inside and after it.
+            "abcdefg\"ij".into(),
+            "ab\"cdefghij".into(),
+            "0123456789\\".into(),
+            "0123456789abcdef\n".into(),
         ];
         for byte in 0u8..0x80 {
             cases.push(format!("abcdefgh{}ijklmnop", char::from(byte)));

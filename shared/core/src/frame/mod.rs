@@ -15,7 +15,7 @@ use crate::ids::{CompanyId, MessageId, OpenId, Seq, SYSTEM_CONTACT_ID};
 use crate::message::{MediaSource, MessageBody};
 use crate::time::Timestamp;
 
-use json::ObjectWriter;
+pub(crate) use json::ObjectWriter;
 
 pub const CODE_HEARTBEAT: i32 = 101;
 pub const CODE_SYSTEM: i32 = 102;
@@ -39,79 +39,63 @@ pub fn code_for_msg_type(msg_type: &str) -> Option<i32> {
 pub const SYSTEM_NAME: &str = "系统消息";
 
 /// A message or system frame as it is stored in an agent's stream and sent to its sockets.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// The frame is kept as its JSON text, `{"data":{…},"result":{…}}`, written once when the
+/// message arrives: every message passes through here, and building a struct of strings only
+/// to serialise it again cost about half of the XML-to-frame conversion. A push splices the
+/// frame's stream position in as `data.seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
-    pub data: FrameData,
-    pub result: FrameResult,
+    /// The text without `seq`.
+    json: Box<str>,
+    /// Byte offset of the `}` that closes `data`, where `,"seq":N` goes.
+    data_end: usize,
+    seq: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FrameData {
-    pub id: String,
-    pub name: String,
-    pub avatar: String,
-    pub msg_type: String,
-    pub contact_id: String,
-    pub company_id: String,
-    /// Unix seconds when the user sent the message or the hub raised the event.
-    pub send_time: i64,
-    pub data: FrameBody,
-    /// The frame's position in the agent's stream; set when the frame is read back from the
-    /// store, absent while it is being stored.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seq: Option<u64>,
+/// Stored text that is not a frame.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid frame JSON")]
+pub struct InvalidFrame(#[source] serde_json::Error);
+
+/// The fields every frame has, for writing.
+struct Envelope<'a> {
+    id: &'a str,
+    name: &'a str,
+    avatar: &'a str,
+    msg_type: &'a str,
+    contact_id: &'a str,
+    company_id: &'a str,
+    send_time: i64,
+    code: i32,
+    message: &'a str,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FrameResult {
-    pub code: i32,
-    pub message: String,
+/// A frame's fields as stored text holds them, for reading it back.
+#[derive(Deserialize)]
+struct StoredFrame {
+    data: StoredData,
+    result: StoredResult,
 }
 
-/// The type-specific `data.data` object of a frame, kept as JSON text. The hub writes it once
-/// and copies it into every push unchanged, which is several times cheaper than building and
-/// serialising a `serde_json::Value` per message. Text from outside (a store) is checked once
-/// when it is read.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FrameBody(Box<str>);
-
-impl FrameBody {
-    /// Serialises a body; `body` must serialise to a JSON object.
-    fn from_serialize(body: &impl Serialize) -> FrameBody {
-        let json = serde_json::to_string(body).expect("frame bodies are plain JSON data");
-        FrameBody(json.into_boxed_str())
-    }
-
-    /// Wraps JSON text written by [`ObjectWriter`], which always writes a valid object.
-    fn from_written(json: String) -> FrameBody {
-        FrameBody(json.into_boxed_str())
-    }
-
-    /// The body as JSON text.
-    pub fn as_json(&self) -> &str {
-        &self.0
-    }
-
-    /// The body parsed into a `Value`, for callers that inspect its fields.
-    pub fn to_value(&self) -> Value {
-        serde_json::from_str(&self.0).expect("a frame body is valid JSON")
-    }
+#[derive(Deserialize)]
+struct StoredData {
+    id: String,
+    name: String,
+    avatar: String,
+    msg_type: String,
+    contact_id: String,
+    company_id: String,
+    send_time: i64,
+    data: Box<RawValue>,
+    #[serde(default)]
+    seq: Option<u64>,
 }
 
-/// Serialises as the raw JSON object, not as a string. [`Frame::to_json`] is the fast path and
-/// copies the text without this check.
-impl Serialize for FrameBody {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let raw: &RawValue = serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
-        raw.serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for FrameBody {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = Box::<RawValue>::deserialize(deserializer)?;
-        Ok(FrameBody(raw.into()))
-    }
+#[derive(Deserialize)]
+struct StoredResult {
+    code: i32,
+    message: String,
 }
 
 impl Frame {
@@ -126,23 +110,22 @@ impl Frame {
         body: &MessageBody,
     ) -> Frame {
         let msg_type = body.msg_type();
-        Frame {
-            data: FrameData {
-                id: id.as_str().to_owned(),
-                name: name.to_owned(),
-                avatar: avatar.to_owned(),
-                msg_type: msg_type.to_owned(),
-                contact_id: user.as_str().to_owned(),
-                company_id: company.as_str().to_owned(),
-                send_time: sent_at.as_secs(),
-                data: message_body(body),
-                seq: None,
-            },
-            result: FrameResult {
-                code: code_for_msg_type(msg_type).unwrap_or(CODE_SYSTEM),
-                message: "common".to_owned(),
-            },
-        }
+        let envelope = Envelope {
+            id: id.as_str(),
+            name,
+            avatar,
+            msg_type,
+            contact_id: user.as_str(),
+            company_id: company.as_str(),
+            send_time: sent_at.as_secs(),
+            code: code_for_msg_type(msg_type).unwrap_or(CODE_SYSTEM),
+            message: "common",
+        };
+        Frame::write(&envelope, |data| {
+            let mut object = data.object("data");
+            write_message_body(&mut object, body);
+            object.close();
+        })
     }
 
     /// Builds a system frame (code 102) whose `data.data` is `{"event": …, "text": …}` plus
@@ -161,6 +144,39 @@ impl Frame {
         Frame::system_with_body(id, company, at, &body)
     }
 
+    /// Builds a system frame whose `data.data` object `body` writes, starting with `event` and
+    /// `text`.
+    pub(crate) fn system_written(
+        id: &MessageId,
+        company: &CompanyId,
+        at: Timestamp,
+        body: impl FnOnce(&mut ObjectWriter<'_>),
+    ) -> Frame {
+        Frame::write(&Frame::system_envelope(id, company, at), |data| {
+            let mut object = data.object("data");
+            body(&mut object);
+            object.close();
+        })
+    }
+
+    fn system_envelope<'a>(
+        id: &'a MessageId,
+        company: &'a CompanyId,
+        at: Timestamp,
+    ) -> Envelope<'a> {
+        Envelope {
+            id: id.as_str(),
+            name: SYSTEM_NAME,
+            avatar: "",
+            msg_type: "system",
+            contact_id: SYSTEM_CONTACT_ID,
+            company_id: company.as_str(),
+            send_time: at.as_secs(),
+            code: CODE_SYSTEM,
+            message: "common",
+        }
+    }
+
     /// Builds a system frame from a body that serialises to an object with `event` and `text`.
     pub fn system_with_body(
         id: &MessageId,
@@ -168,80 +184,138 @@ impl Frame {
         at: Timestamp,
         body: &impl Serialize,
     ) -> Frame {
+        let body = serde_json::to_string(body).expect("frame bodies are plain JSON data");
+        Frame::write(&Frame::system_envelope(id, company, at), |data| {
+            data.raw("data", &body);
+        })
+    }
+
+    /// Writes the envelope, with `body` writing the `data.data` field.
+    fn write(envelope: &Envelope, body: impl FnOnce(&mut ObjectWriter<'_>)) -> Frame {
+        let strings = envelope.id.len()
+            + envelope.name.len()
+            + envelope.avatar.len()
+            + envelope.contact_id.len()
+            + envelope.company_id.len();
+        let mut out = String::with_capacity(320 + strings);
+        let mut frame = ObjectWriter::open(&mut out);
+
+        let mut data = frame.object("data");
+        data.string("id", envelope.id)
+            .string("name", envelope.name)
+            .string("avatar", envelope.avatar)
+            .string("msg_type", envelope.msg_type)
+            .string("contact_id", envelope.contact_id)
+            .string("company_id", envelope.company_id)
+            .integer("send_time", envelope.send_time);
+        body(&mut data);
+        let data_end = data.len();
+        data.close();
+
+        frame
+            .object("result")
+            .integer("code", envelope.code)
+            .string("message", envelope.message)
+            .close();
+        frame.close();
         Frame {
-            data: FrameData {
-                id: id.as_str().to_owned(),
-                name: SYSTEM_NAME.to_owned(),
-                avatar: String::new(),
-                msg_type: "system".to_owned(),
-                contact_id: SYSTEM_CONTACT_ID.to_owned(),
-                company_id: company.as_str().to_owned(),
-                send_time: at.as_secs(),
-                data: FrameBody::from_serialize(body),
-                seq: None,
-            },
-            result: FrameResult {
-                code: CODE_SYSTEM,
-                message: "common".to_owned(),
-            },
+            json: out.into_boxed_str(),
+            data_end,
+            seq: None,
         }
+    }
+
+    /// Reads a frame back from stored text, such as [`Frame::to_json`] or
+    /// [`Frame::json_without_seq`] wrote.
+    pub fn from_json(text: &str) -> Result<Frame, InvalidFrame> {
+        let stored: StoredFrame = serde_json::from_str(text).map_err(InvalidFrame)?;
+        let data = &stored.data;
+        let envelope = Envelope {
+            id: &data.id,
+            name: &data.name,
+            avatar: &data.avatar,
+            msg_type: &data.msg_type,
+            contact_id: &data.contact_id,
+            company_id: &data.company_id,
+            send_time: data.send_time,
+            code: stored.result.code,
+            message: &stored.result.message,
+        };
+        let frame = Frame::write(&envelope, |writer| {
+            writer.raw("data", data.data.get());
+        });
+        Ok(Frame {
+            seq: data.seq,
+            ..frame
+        })
     }
 
     /// Returns the frame as it is sent, carrying its stream position.
     pub fn with_seq(mut self, seq: Seq) -> Frame {
-        self.data.seq = Some(seq.0);
+        self.seq = Some(seq.0);
         self
     }
 
-    /// Returns the frame as JSON text, byte for byte what `serde_json::to_string` writes for it
-    /// but several times faster, as every message goes through here.
+    /// The frame's stream position, once it has one.
+    pub fn seq(&self) -> Option<Seq> {
+        self.seq.map(Seq)
+    }
+
+    /// The JSON text without `seq`, as stores keep it.
+    pub fn json_without_seq(&self) -> &str {
+        &self.json
+    }
+
+    /// Returns the frame as JSON text, with `data.seq` when it has a position.
     pub fn to_json(&self) -> String {
-        let data = &self.data;
-        let strings = data.id.len()
-            + data.name.len()
-            + data.avatar.len()
-            + data.contact_id.len()
-            + data.company_id.len()
-            + data.data.as_json().len();
-        let mut out = String::with_capacity(192 + strings + strings / 8);
-        let mut frame = ObjectWriter::open(&mut out);
-
-        let mut fields = frame.object("data");
-        fields
-            .string("id", &data.id)
-            .string("name", &data.name)
-            .string("avatar", &data.avatar)
-            .string("msg_type", &data.msg_type)
-            .string("contact_id", &data.contact_id)
-            .string("company_id", &data.company_id)
-            .integer("send_time", data.send_time)
-            .raw("data", data.data.as_json());
-        if let Some(seq) = data.seq {
-            fields.integer("seq", seq);
+        match self.seq {
+            Some(seq) => self.to_json_with_seq(Seq(seq)),
+            None => self.json.to_string(),
         }
-        fields.close();
+    }
 
-        frame
-            .object("result")
-            .integer("code", self.result.code)
-            .string("message", &self.result.message)
-            .close();
-        frame.close();
+    /// Returns the frame as JSON text at stream position `seq`.
+    pub fn to_json_with_seq(&self, seq: Seq) -> String {
+        let seq = seq.0;
+        let mut out = String::with_capacity(self.json.len() + 28);
+        out.push_str(&self.json[..self.data_end]);
+        out.push_str(",\"seq\":");
+        json::push_integer(&mut out, seq);
+        out.push_str(&self.json[self.data_end..]);
         out
+    }
+
+    /// The frame parsed into a `Value`, for callers that inspect its fields.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.to_json()).expect("a frame is valid JSON")
     }
 }
 
-/// The type-specific `data.data` of a message frame. Media bodies always have `media_path`
-/// (empty when the source has no URL) and the other fields only when WeChat sent them.
-fn message_body(body: &MessageBody) -> FrameBody {
-    let mut out = String::with_capacity(128);
-    let mut object = ObjectWriter::open(&mut out);
+/// Serialises as the frame's JSON object (with `seq` when it has one).
+impl Serialize for Frame {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let raw = RawValue::from_string(self.to_json()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Frame {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        Frame::from_json(raw.get()).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Writes the type-specific `data.data` of a message frame. Media bodies always have
+/// `media_path` (empty when the source has no URL) and the other fields only when WeChat sent
+/// them.
+fn write_message_body(object: &mut ObjectWriter<'_>, body: &MessageBody) {
     match body {
         MessageBody::Text { content } => {
             object.string("content", content);
         }
         MessageBody::Image { media } => {
-            media_fields(&mut object, media);
+            media_fields(object, media);
         }
         MessageBody::Voice {
             media,
@@ -249,7 +323,7 @@ fn message_body(body: &MessageBody) -> FrameBody {
             recognition,
             media_id_16k,
         } => {
-            media_fields(&mut object, media)
+            media_fields(object, media)
                 .optional_string("format", format.as_deref())
                 .optional_string("recognition", recognition.as_deref())
                 .optional_string("media_id_16k", media_id_16k.as_deref());
@@ -259,7 +333,7 @@ fn message_body(body: &MessageBody) -> FrameBody {
             thumb_media_id,
             short,
         } => {
-            media_fields(&mut object, media)
+            media_fields(object, media)
                 .optional_string("thumb_media_id", thumb_media_id.as_deref())
                 .optional_string("wechat_type", short.then_some("shortvideo"));
         }
@@ -286,8 +360,6 @@ fn message_body(body: &MessageBody) -> FrameBody {
                 .string("url", url);
         }
     }
-    object.close();
-    FrameBody::from_written(out)
 }
 
 fn media_fields<'w, 'o>(
@@ -480,7 +552,7 @@ mod tests {
     }
 
     #[test]
-    fn to_json_matches_serde_json() {
+    fn frames_round_trip_through_stored_text() {
         let media = MediaSource {
             media_id: Some("media\"1".into()),
             url: Some("http://mmbiz.qpic.cn/a.jpg?x=1&y=\u{1d}".into()),
@@ -525,15 +597,36 @@ mod tests {
                 Timestamp::from_secs(1_348_831_860),
                 body,
             );
+            let value = frame.to_value();
             assert!(
-                frame.data.data.to_value().is_object(),
+                value["data"]["data"].is_object(),
                 "body of {body:?} is a JSON object"
             );
-            assert_eq!(frame.to_json(), serde_json::to_string(&frame).unwrap());
-            let with_seq = frame.with_seq(Seq(u64::MAX));
+            assert_eq!(value["data"]["contact_id"], "oUser\"1");
+            assert_eq!(value["data"]["name"], "小明\t");
+            assert_eq!(value["data"]["avatar"], "https://a.example/\u{7f}.png");
+            assert_eq!(value["data"].get("seq"), None, "no seq before a position");
             assert_eq!(
-                with_seq.to_json(),
-                serde_json::to_string(&with_seq).unwrap()
+                Frame::from_json(frame.json_without_seq()).unwrap(),
+                frame,
+                "stored text reads back as the same frame"
+            );
+
+            let with_seq = frame.with_seq(Seq(u64::MAX));
+            let value = with_seq.to_value();
+            assert_eq!(value["data"]["seq"], u64::MAX);
+            assert_eq!(
+                value["result"]["code"],
+                code_for_msg_type(body.msg_type()).unwrap()
+            );
+            let read_back: Frame = serde_json::from_str(&with_seq.to_json()).unwrap();
+            assert_eq!(
+                read_back, with_seq,
+                "serde reads the frame back with its seq"
+            );
+            assert_eq!(
+                serde_json::to_string(&with_seq).unwrap(),
+                with_seq.to_json()
             );
         }
     }
@@ -555,7 +648,7 @@ mod tests {
             },
         );
         assert_eq!(
-            location.data.data.to_value(),
+            location.to_value()["data"]["data"],
             json!({"latitude": 23.1, "longitude": 113.3, "scale": 20.0, "label": "广州"})
         );
         let image = Frame::message(
@@ -573,7 +666,7 @@ mod tests {
             },
         );
         assert_eq!(
-            image.data.data.to_value(),
+            image.to_value()["data"]["data"],
             json!({"media_path": "", "media_id": "m"})
         );
     }
@@ -588,9 +681,10 @@ mod tests {
             "新联系人",
             Map::new(),
         );
-        assert_eq!(frame.data.contact_id, "system01");
-        assert_eq!(frame.data.name, "系统消息");
-        assert_eq!(frame.result.code, 102);
-        assert_eq!(frame.data.data.to_value()["event"], "contact_assigned");
+        let value = frame.to_value();
+        assert_eq!(value["data"]["contact_id"], "system01");
+        assert_eq!(value["data"]["name"], "系统消息");
+        assert_eq!(value["result"]["code"], 102);
+        assert_eq!(value["data"]["data"]["event"], "contact_assigned");
     }
 }

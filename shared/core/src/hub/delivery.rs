@@ -38,7 +38,7 @@ impl Hub {
 
         let payloads: Vec<String> = frames
             .iter()
-            .map(|(seq, frame)| frame.clone().with_seq(*seq).to_json())
+            .map(|(seq, frame)| frame.to_json_with_seq(*seq))
             .collect();
         let outcomes = join_all(
             sockets

@@ -1,7 +1,6 @@
 //! The system frames (code 102) the hub raises, with a stable English `event` for programs and
 //! a Chinese `text` for the agent.
 
-use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::frame::Frame;
@@ -88,34 +87,8 @@ pub(crate) fn contact_released(
     )
 }
 
-/// `data.data` of a user event's system frame: the common fields, then those of the event.
-#[derive(Serialize, Default)]
-struct UserEventBody<'a> {
-    event: &'static str,
-    text: String,
-    contact_id: &'a str,
-    name: &'a str,
-    avatar: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scene: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ticket: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    latitude: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    longitude: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    precision: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    url: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    menu_id: Option<&'a str>,
-}
-
 /// The frame for a user event; `id` is stable for a given event so retries carry the same id.
-/// It is built from a typed body rather than a `Map`, as it is on the per-message path.
+/// Its body is written field by field, as on the per-message path.
 pub(crate) fn user_event(
     id: &MessageId,
     company: &CompanyId,
@@ -124,62 +97,62 @@ pub(crate) fn user_event(
     event: &UserEvent,
 ) -> Frame {
     let label = user.label();
-    let common = UserEventBody {
-        contact_id: user.user.as_str(),
-        name: user.name,
-        avatar: user.avatar,
-        ..UserEventBody::default()
+    let (name, text) = match event {
+        UserEvent::Subscribe {
+            scene: Some(scene), ..
+        } => (
+            "user_subscribed",
+            format!("用户 {label} 扫码关注了公众号（场景 {scene}）"),
+        ),
+        UserEvent::Subscribe { scene: None, .. } => {
+            ("user_subscribed", format!("用户 {label} 关注了公众号"))
+        }
+        UserEvent::Unsubscribe => ("user_unsubscribed", format!("用户 {label} 取消了关注")),
+        UserEvent::Scan { scene, .. } => (
+            "user_scanned",
+            format!("用户 {label} 扫描了二维码（场景 {scene}）"),
+        ),
+        UserEvent::Location { .. } => ("user_location", format!("用户 {label} 上报了地理位置")),
+        UserEvent::Click { key } => ("menu_click", format!("用户 {label} 点击了菜单 {key}")),
+        UserEvent::View { .. } => ("menu_view", format!("用户 {label} 打开了菜单链接")),
     };
-    let body = match event {
-        UserEvent::Subscribe { scene, ticket } => UserEventBody {
-            event: "user_subscribed",
-            text: match scene {
-                Some(scene) => format!("用户 {label} 扫码关注了公众号（场景 {scene}）"),
-                None => format!("用户 {label} 关注了公众号"),
-            },
-            scene: scene.as_deref(),
-            ticket: ticket.as_deref(),
-            ..common
-        },
-        UserEvent::Unsubscribe => UserEventBody {
-            event: "user_unsubscribed",
-            text: format!("用户 {label} 取消了关注"),
-            ..common
-        },
-        UserEvent::Scan { scene, ticket } => UserEventBody {
-            event: "user_scanned",
-            text: format!("用户 {label} 扫描了二维码（场景 {scene}）"),
-            scene: Some(scene),
-            ticket: ticket.as_deref(),
-            ..common
-        },
-        UserEvent::Location {
-            latitude,
-            longitude,
-            precision,
-        } => UserEventBody {
-            event: "user_location",
-            text: format!("用户 {label} 上报了地理位置"),
-            latitude: Some(*latitude),
-            longitude: Some(*longitude),
-            precision: *precision,
-            ..common
-        },
-        UserEvent::Click { key } => UserEventBody {
-            event: "menu_click",
-            text: format!("用户 {label} 点击了菜单 {key}"),
-            key: Some(key),
-            ..common
-        },
-        UserEvent::View { url, menu_id } => UserEventBody {
-            event: "menu_view",
-            text: format!("用户 {label} 打开了菜单链接"),
-            url: Some(url),
-            menu_id: menu_id.as_deref(),
-            ..common
-        },
-    };
-    Frame::system_with_body(id, company, at, &body)
+
+    Frame::system_written(id, company, at, |body| {
+        body.string("event", name)
+            .string("text", &text)
+            .string("contact_id", user.user.as_str())
+            .string("name", user.name)
+            .string("avatar", user.avatar);
+        match event {
+            UserEvent::Subscribe { scene, ticket } => {
+                body.optional_string("scene", scene.as_deref())
+                    .optional_string("ticket", ticket.as_deref());
+            }
+            UserEvent::Unsubscribe => {}
+            UserEvent::Scan { scene, ticket } => {
+                body.string("scene", scene)
+                    .optional_string("ticket", ticket.as_deref());
+            }
+            UserEvent::Location {
+                latitude,
+                longitude,
+                precision,
+            } => {
+                body.float("latitude", *latitude)
+                    .float("longitude", *longitude);
+                if let Some(precision) = precision {
+                    body.float("precision", *precision);
+                }
+            }
+            UserEvent::Click { key } => {
+                body.string("key", key);
+            }
+            UserEvent::View { url, menu_id } => {
+                body.string("url", url)
+                    .optional_string("menu_id", menu_id.as_deref());
+            }
+        }
+    })
 }
 
 /// The contact list, sent on an agent's first frame and on request. It is not stored, so it

@@ -289,9 +289,13 @@ pub fn frame_id(inbound: &Inbound, dedup: &DedupKey) -> MessageId {
     match &inbound.kind {
         InboundKind::Message { id, .. } => id.clone(),
         InboundKind::Event(_) => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            let hash = fnv1a_128(dedup.as_str().as_bytes());
             let mut id = String::with_capacity(34);
             id.push_str("ev");
-            id.push_str(&format!("{:032x}", fnv1a_128(dedup.as_str().as_bytes())));
+            for shift in (0..32).rev() {
+                id.push(char::from(HEX[((hash >> (shift * 4)) & 0xf) as usize]));
+            }
             MessageId::parse(id).expect("\"ev\" and hex digits form a valid id")
         }
     }

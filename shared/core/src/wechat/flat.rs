@@ -27,9 +27,11 @@ pub(super) fn scan<'a>(body: &'a [u8], fields: &mut Fields<'a>) -> bool {
 
 fn scan_fields<'a>(body: &'a [u8], fields: &mut Fields<'a>) -> Option<()> {
     // Validating the whole body once took about 60% of the instructions of validating each
-    // value (callgrind, the benchmark corpus), and lets every value be sliced out unchecked. Values start and end next to
-    // ASCII markup, so they start and end on character boundaries.
-    let text = std::str::from_utf8(body).ok()?;
+    // value (callgrind, the benchmark corpus), and lets every value be sliced out unchecked.
+    // Values start and end next to ASCII markup, so they start and end on character
+    // boundaries. simdutf8 validates Chinese text several times faster than std; an invalid
+    // body falls back to the full reader, which names the field.
+    let text = simdutf8::basic::from_utf8(body).ok()?;
     let mut position = skip_whitespace(body, 0);
     position = expect(body, position, b"<xml>")?;
 
