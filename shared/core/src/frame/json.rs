@@ -49,7 +49,7 @@ pub(crate) fn push_string(out: &mut String, text: &str) {
     out.push('"');
 }
 
-/// Whether any byte of the little-endian word is below 0x20, `"` or `\`. Bytes of multi-byte
+/// Returns whether any byte of the little-endian word is below 0x20, `"` or `\`. Bytes of multi-byte
 /// UTF-8 sequences are all 0x80 or above, so they never match.
 fn word_needs_escape(word: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;

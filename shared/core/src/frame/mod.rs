@@ -21,7 +21,7 @@ pub const CODE_HEARTBEAT: i32 = 101;
 pub const CODE_SYSTEM: i32 = 102;
 pub const CODE_ERROR: i32 = -1;
 
-/// The `result.code` for a message frame's `msg_type`, or `None` for an unknown type.
+/// Returns the `result.code` for a message frame's `msg_type`, or `None` for an unknown type.
 pub fn code_for_msg_type(msg_type: &str) -> Option<i32> {
     match msg_type {
         "system" => Some(CODE_SYSTEM),
@@ -71,7 +71,7 @@ struct Envelope<'a> {
     message: &'a str,
 }
 
-/// A frame's fields as stored text holds them, for reading it back.
+/// A frame's fields as they appear in stored text, for reading it back.
 #[derive(Deserialize)]
 struct StoredFrame {
     data: StoredData,
@@ -256,12 +256,12 @@ impl Frame {
         self
     }
 
-    /// The frame's stream position, once it has one.
+    /// Returns the frame's stream position, once it has one.
     pub fn seq(&self) -> Option<Seq> {
         self.seq.map(Seq)
     }
 
-    /// The JSON text without `seq`, as stores keep it.
+    /// Returns the JSON text without `seq`, as stores keep it.
     pub fn json_without_seq(&self) -> &str {
         &self.json
     }
@@ -285,7 +285,7 @@ impl Frame {
         out
     }
 
-    /// The frame parsed into a `Value`, for callers that inspect its fields.
+    /// Parses the frame into a `Value`, for callers that inspect its fields.
     pub fn to_value(&self) -> Value {
         serde_json::from_str(&self.to_json()).expect("a frame is valid JSON")
     }
@@ -371,12 +371,12 @@ fn media_fields<'w, 'o>(
         .optional_string("media_id", media.media_id.as_deref())
 }
 
-/// The code 101 frame that answers an agent's heartbeat.
+/// Returns the code 101 frame sent in reply to an agent's heartbeat.
 pub fn heartbeat_frame() -> String {
     r#"{"data":{},"result":{"code":101,"message":"heartbeat"}}"#.to_owned()
 }
 
-/// The code -1 frame that tells an agent why its frame was rejected.
+/// Returns the code -1 frame that gives an agent the reason its frame was rejected.
 pub fn error_frame(error: &str) -> String {
     json!({ "data": { "error": error }, "result": { "code": CODE_ERROR, "message": "error" } })
         .to_string()

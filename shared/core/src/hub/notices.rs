@@ -25,7 +25,7 @@ impl UserRef<'_> {
         fields
     }
 
-    /// The name an agent knows the user by: the nickname, else the OpenID.
+    /// Returns the name shown to the agent: the nickname, else the OpenID.
     fn label(&self) -> &str {
         if self.name.is_empty() {
             self.user.as_str()
@@ -46,7 +46,7 @@ pub(crate) fn contact_assigned(company: &CompanyId, at: Timestamp, user: &UserRe
     )
 }
 
-/// Why a contact left an agent's list.
+/// The reason a contact left an agent's list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReleaseReason {
     WindowClosed,
@@ -87,8 +87,8 @@ pub(crate) fn contact_released(
     )
 }
 
-/// The frame for a user event; `id` is stable for a given event so retries carry the same id.
-/// Its body is written field by field, as on the per-message path.
+/// Builds the frame for a user event. `id` is stable for a given event, so retries carry the
+/// same id; the body is written field by field, as on the per-message path.
 pub(crate) fn user_event(
     id: &MessageId,
     company: &CompanyId,
@@ -155,8 +155,9 @@ pub(crate) fn user_event(
     })
 }
 
-/// The contact list, sent on an agent's first frame and on request. It is not stored, so it
-/// carries the stream's current last position as its `seq`: resuming from it loses nothing.
+/// Builds the contact list frame, sent on an agent's first frame and on request. It is not
+/// stored, so it carries the stream's last position as its `seq`, and resuming from it loses
+/// nothing.
 pub(crate) fn contacts(
     company: &CompanyId,
     at: Timestamp,

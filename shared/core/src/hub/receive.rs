@@ -20,7 +20,7 @@ use super::{Hub, HubError};
 /// follows a concurrent release or reassignment, so three is plenty.
 const ROUTE_ATTEMPTS: usize = 3;
 
-/// What happened to an inbound message.
+/// The outcome of an inbound message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Received {
     /// Stored in the agent's stream; `sockets` open sockets took it.
@@ -33,7 +33,7 @@ pub enum Received {
     Queued { id: MessageId },
     /// A retry of a message already taken; nothing was stored again.
     Duplicate,
-    /// An event about a user nobody serves that does not open a conversation.
+    /// An event that does not open a conversation, about a user no agent serves.
     Ignored,
 }
 
@@ -49,7 +49,7 @@ impl Hub {
         }
     }
 
-    /// A message or window-opening event: it goes to the user's agent, assigning one if needed.
+    /// Routes a message or window-opening event to the user's agent, assigning one if needed.
     async fn receive_conversation(&self, inbound: &Inbound) -> Result<Received, HubError> {
         let now = self.clock.now();
         let dedup = DedupKey::for_inbound(inbound);
@@ -103,8 +103,8 @@ impl Hub {
         Err(HubError::RoutingContended)
     }
 
-    /// An event that does not open the window (a location report, a link menu): forwarded to
-    /// the user's agent if there is one, else dropped.
+    /// Forwards an event that does not open the window (a location report, a link menu) to the
+    /// user's agent if there is one, and drops it otherwise.
     async fn receive_passive_event(&self, inbound: &Inbound) -> Result<Received, HubError> {
         let now = self.clock.now();
         let Some(contact) = self.open_contact(inbound, now).await? else {
@@ -129,8 +129,8 @@ impl Hub {
         )
     }
 
-    /// An unfollow: the agent is told, the contact leaves the list and the room goes to the
-    /// queue.
+    /// Handles an unfollow: the agent gets the event, the contact leaves the list and the room
+    /// goes to the queue.
     async fn receive_unsubscribe(&self, inbound: &Inbound) -> Result<Received, HubError> {
         let now = self.clock.now();
         let Some(contact) = self.store.contact(&inbound.company, &inbound.user).await? else {
@@ -154,7 +154,7 @@ impl Hub {
         })
     }
 
-    /// Removes a contact from its agent's list, tells the agent, and hands the room to the
+    /// Removes a contact from its agent's list, notifies the agent, and hands the room to the
     /// queue. Returns whether this call released it.
     pub(crate) async fn release(
         &self,
@@ -184,7 +184,7 @@ impl Hub {
         Ok(true)
     }
 
-    /// The user's contact record if its window is still open.
+    /// Returns the user's contact record if its window is still open.
     async fn open_contact(
         &self,
         inbound: &Inbound,
