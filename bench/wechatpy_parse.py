@@ -261,6 +261,7 @@ def main():
         rounds.append(ns)
     median = statistics.median(rounds)
     print(f"median: {median:.1f} ns/message, {1e9 / median:.0f} messages/s")
+    print(f"best round: {min(rounds):.1f} ns/message")
 
     if args.per_message:
         print("per message (median ns, XML bytes):")

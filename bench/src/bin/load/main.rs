@@ -14,6 +14,7 @@
 //! - `tracker`: per-message send and receipt instants.
 
 mod agents;
+mod proc_stats;
 mod senders;
 mod server;
 mod tracker;
@@ -146,7 +147,8 @@ async fn run(args: &Args, server: &Server) -> anyhow::Result<Figures> {
     );
 
     let server_cpu_before = server.cpu_time()?;
-    let client_cpu_before = server::cpu_time("/proc/self/stat")?;
+    let client_cpu_before = proc_stats::cpu_time("/proc/self/stat")?;
+    let machine_busy_before = proc_stats::machine_busy_time()?;
     let workload = Arc::new(Workload {
         messages: args.messages,
         users: args.users,
@@ -163,28 +165,51 @@ async fn run(args: &Args, server: &Server) -> anyhow::Result<Figures> {
     let send_elapsed = send_started.elapsed();
     wait_for_receipts(&tracker, sent.accepted, deadline).await;
     let run_elapsed = send_started.elapsed();
-    let server_cpu = server.cpu_time()?.saturating_sub(server_cpu_before);
-    let client_cpu = server::cpu_time("/proc/self/stat")?.saturating_sub(client_cpu_before);
+    let cpu = CpuFigures {
+        server: server.cpu_time()?.saturating_sub(server_cpu_before),
+        client: proc_stats::cpu_time("/proc/self/stat")?.saturating_sub(client_cpu_before),
+        machine: proc_stats::machine_busy_time()?.saturating_sub(machine_busy_before),
+        wall: run_elapsed,
+    };
 
     for reader in readers {
         reader.abort();
     }
 
     print_figures(args, &tracker, &sent, send_elapsed);
-    println!(
-        "CPU time while sending and receiving ({:.2} s wall, 2 cores = {:.2} s available): \
-         server {:.2} s, load client {:.2} s",
-        run_elapsed.as_secs_f64(),
-        2.0 * run_elapsed.as_secs_f64(),
-        server_cpu.as_secs_f64(),
-        client_cpu.as_secs_f64(),
-    );
+    cpu.print();
 
     let received = tracker.received.load(Ordering::Relaxed);
     Ok(Figures {
         lost: sent.accepted.saturating_sub(received),
         failed_requests: sent.failed,
     })
+}
+
+/// CPU time used while messages were sent and received.
+struct CpuFigures {
+    server: Duration,
+    client: Duration,
+    /// Every process on the machine, these two included.
+    machine: Duration,
+    wall: Duration,
+}
+
+impl CpuFigures {
+    fn print(&self) {
+        let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+        let available = cores as f64 * self.wall.as_secs_f64();
+        let others = self.machine.saturating_sub(self.server + self.client);
+        println!(
+            "CPU time in {:.2} s wall ({cores} cores = {available:.2} s): server {:.2} s, \
+             load client {:.2} s, rest of the machine (other processes, interrupts) {:.2} s, idle {:.2} s",
+            self.wall.as_secs_f64(),
+            self.server.as_secs_f64(),
+            self.client.as_secs_f64(),
+            others.as_secs_f64(),
+            (available - self.machine.as_secs_f64()).max(0.0),
+        );
+    }
 }
 
 /// Waits until `expected` distinct messages arrived on the sockets, or until `deadline`.

@@ -10,6 +10,8 @@ use secrecy::SecretString;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::proc_stats;
+
 /// How long the server may take to print its banner.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -92,7 +94,7 @@ impl Server {
 
     /// CPU time the server has used so far, user and system together.
     pub fn cpu_time(&self) -> anyhow::Result<Duration> {
-        cpu_time(&format!("/proc/{}/stat", self.pid))
+        proc_stats::cpu_time(&format!("/proc/{}/stat", self.pid))
     }
 
     /// Kills the server and waits for it to exit.
@@ -118,28 +120,3 @@ async fn read_banner(stdout: tokio::process::ChildStdout) -> anyhow::Result<Stri
     }
     anyhow::bail!("the server exited before printing its address; see its log")
 }
-
-/// CPU time from a `/proc/…/stat` file: fields 14 and 15 (utime, stime) in clock ticks.
-pub fn cpu_time(path: &str) -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
-    // The command name in field 2 may contain spaces, so count fields after its closing bracket.
-    let after_name = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .with_context(|| format!("unexpected format of {path}"))?;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |index: usize| -> anyhow::Result<u64> {
-        fields
-            .get(index)
-            .and_then(|value| value.parse().ok())
-            .with_context(|| format!("unexpected format of {path}"))
-    };
-    // After the name, field 3 (state) is index 0, so utime (14) is index 11 and stime index 12.
-    let total_ticks = ticks(11)? + ticks(12)?;
-    Ok(Duration::from_secs_f64(
-        total_ticks as f64 / CLOCK_TICKS_PER_SECOND,
-    ))
-}
-
-/// `sysconf(_SC_CLK_TCK)`, which is 100 on Linux for x86-64 and arm64.
-const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
