@@ -5,7 +5,6 @@
 use wxkf_core::config::AccountDirectory;
 use wxkf_core::hub::{frame_id, inbound_frame};
 use wxkf_core::ids::Seq;
-use wxkf_core::message::DedupKey;
 use wxkf_core::wechat::{self, Parsed, XmlError};
 
 /// Parses one message and returns its frame as JSON, or `None` for a message the hub accepts
@@ -23,7 +22,7 @@ pub fn frame_json(
     // with the contact, which are empty for a new contact.
     let name = inbound.profile.name.as_deref().unwrap_or("");
     let avatar = inbound.profile.avatar.as_deref().unwrap_or("");
-    let id = frame_id(&inbound, &DedupKey::for_inbound(&inbound));
+    let id = frame_id(&inbound);
     let frame = inbound_frame(&inbound, &id, name, avatar);
     Ok(Some(frame.to_json_with_seq(seq)))
 }

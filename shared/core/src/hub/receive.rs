@@ -53,7 +53,7 @@ impl Hub {
     async fn receive_conversation(&self, inbound: &Inbound) -> Result<Received, HubError> {
         let now = self.clock.now();
         let dedup = DedupKey::for_inbound(inbound);
-        let id = frame_id(inbound, &dedup);
+        let id = frame_id(inbound);
 
         for _ in 0..ROUTE_ATTEMPTS {
             let holder = match self.open_contact(inbound, now).await? {
@@ -112,7 +112,7 @@ impl Hub {
             return Ok(Received::Ignored);
         };
         let dedup = DedupKey::for_inbound(inbound);
-        let id = frame_id(inbound, &dedup);
+        let id = frame_id(inbound);
         Ok(
             match self
                 .append(inbound, &dedup, &id, &contact, None, now)
@@ -137,7 +137,7 @@ impl Hub {
             return Ok(Received::Ignored);
         };
         let dedup = DedupKey::for_inbound(inbound);
-        let id = frame_id(inbound, &dedup);
+        let id = frame_id(inbound);
         let sockets = match self
             .append(inbound, &dedup, &id, &contact, None, now)
             .await?
@@ -285,11 +285,12 @@ pub fn inbound_frame(inbound: &Inbound, id: &MessageId, name: &str, avatar: &str
 
 /// Returns the frame id: a message keeps its own id, and an event, which has none, gets one
 /// derived from its dedup key so that a retry carries the same id.
-pub fn frame_id(inbound: &Inbound, dedup: &DedupKey) -> MessageId {
+pub fn frame_id(inbound: &Inbound) -> MessageId {
     match &inbound.kind {
         InboundKind::Message { id, .. } => id.clone(),
         InboundKind::Event(_) => {
             const HEX: &[u8; 16] = b"0123456789abcdef";
+            let dedup = DedupKey::for_inbound(inbound);
             let hash = fnv1a_128(dedup.as_str().as_bytes());
             let mut id = String::with_capacity(34);
             id.push_str("ev");
