@@ -1,6 +1,6 @@
 //! Counts the AWS calls one inbound text message costs, for one agent with one open socket,
 //! against moto: every DynamoDB request is counted by an interceptor, and every push is one
-//! `PostToConnection` call. `docs/aws-benchmarks.md` explains each call.
+//! `PostToConnection` call. BENCHMARKS.md (section AWS) explains each call.
 
 mod support;
 
