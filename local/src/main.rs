@@ -172,6 +172,12 @@ WeChat XML route:
   curl -H 'Content-Type: text/xml' \
     -d '<xml><ToUserName><![CDATA[gh_account]]></ToUserName><FromUserName><![CDATA[oUser123]]></FromUserName><CreateTime>1348831860</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[this is a test]]></Content><MsgId>1234567890123456</MsgId></xml>' \
     {base}/send_xml
+
+WeChat server verification (answers echostr once WXKF_WECHAT_TOKEN is set and the signature is right):
+  curl '{base}/send_xml?signature=SIGNATURE&timestamp=TIMESTAMP&nonce=NONCE&echostr=ECHOSTR'
+
+Liveness:
+  curl http://{addr}/healthz
 "#,
         data = data_dir.display(),
     );
