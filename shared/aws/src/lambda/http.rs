@@ -13,7 +13,8 @@ use wxkf_core::token::ApiKeys;
 use wxkf_core::upstream;
 use wxkf_core::wechat::{self, Parsed, PushQuery, WechatError};
 
-use super::{error_chain, Runtime};
+use super::Runtime;
+use wxkf_core::error_chain;
 
 /// Handles `POST …/send` and `GET|POST …/send_xml` for one runtime.
 #[derive(Clone)]

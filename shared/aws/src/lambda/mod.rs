@@ -95,15 +95,3 @@ pub fn init_tracing() {
         .with_target(false)
         .init();
 }
-
-/// Formats an error with its sources, for one log line at the boundary.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}

@@ -14,7 +14,8 @@ use serde_json::Value;
 use tracing::{debug, error};
 use wxkf_core::hub::HubError;
 
-use super::{error_chain, Runtime};
+use super::Runtime;
+use wxkf_core::error_chain;
 
 /// Runs the sweep for one runtime.
 #[derive(Clone)]

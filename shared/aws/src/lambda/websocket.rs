@@ -10,7 +10,8 @@ use wxkf_core::hub::HubError;
 use wxkf_core::ids::{AgentId, ConnectionId, Seq};
 use wxkf_core::token::TokenSigner;
 
-use super::{error_chain, Runtime, StartError};
+use super::{Runtime, StartError};
+use wxkf_core::error_chain;
 
 /// Handles the three WebSocket routes for one runtime.
 #[derive(Clone)]
