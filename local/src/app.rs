@@ -16,6 +16,7 @@ use wxkf_core::config::Config;
 use wxkf_core::error_chain;
 use wxkf_core::hub::Hub;
 use wxkf_core::ports::{Pusher, Store};
+use wxkf_core::routes::Routes;
 use wxkf_core::time::{Clock, SystemClock};
 use wxkf_core::token::{ApiKeys, TokenSigner};
 
@@ -149,9 +150,7 @@ pub async fn start_with_store(
         hub: hub.clone(),
         gateway,
         signer: TokenSigner::new(secret),
-        api_keys: ApiKeys::new(&api_keys),
-        directory: config.directory.clone(),
-        wechat: config.wechat.clone(),
+        routes: Routes::new(hub.clone(), clock.clone(), &config, ApiKeys::new(&api_keys)),
         clock,
         body_limit_bytes: config.body_limit_bytes,
     };

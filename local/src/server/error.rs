@@ -1,16 +1,13 @@
-//! One error type for the HTTP routes, turned into a response in one place: the body is the
-//! protocol's error frame `{"data":{},"result":{"code":-1,"message":"…"}}`. Client mistakes are
-//! logged at `warn` with their reason; internal failures at `error`, and clients never see
-//! their details.
+//! Turning wxkf-core's route answers and the server's own rejections (a bad token, an unreadable
+//! body, a panic) into responses, in one place. Every error body is the protocol's error frame,
+//! built by [`Answer::error`], which also logs client mistakes at `warn`.
 
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
-use tracing::{error, warn};
-use wxkf_core::error_chain;
-use wxkf_core::hub::HubError;
+use tracing::error;
+use wxkf_core::routes::Answer;
 
+/// A request the server rejects before wxkf-core's routes see it.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
@@ -19,17 +16,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            message: message.into(),
-        }
+        Self::with_status(StatusCode::BAD_REQUEST, message)
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::UNAUTHORIZED,
-            message: message.into(),
-        }
+        Self::with_status(StatusCode::UNAUTHORIZED, message)
     }
 
     pub fn with_status(status: StatusCode, message: impl Into<String>) -> Self {
@@ -40,27 +31,24 @@ impl ApiError {
     }
 }
 
-impl From<HubError> for ApiError {
-    fn from(hub_error: HubError) -> Self {
-        error!(error = %error_chain(&hub_error), "request failed inside the hub");
-        Self {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: "the hub could not store the message; retry later".into(),
-        }
-    }
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_client_error() {
-            warn!(status = self.status.as_u16(), reason = %self.message, "request rejected");
-        }
-        let body = json!({ "data": {}, "result": { "code": -1, "message": self.message } });
-        (self.status, Json(body)).into_response()
+        answer_response(Answer::error(self.status.as_u16(), self.message))
     }
 }
 
-/// The answer when a handler panicked: a plain 500 with no detail.
+/// Writes a route's answer as an HTTP response.
+pub fn answer_response(answer: Answer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(header::CONTENT_TYPE, answer.content_type)],
+        answer.body,
+    )
+        .into_response()
+}
+
+/// Returns a plain 500 with no detail when a handler panicked.
 pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     error!("request handler panicked");
     ApiError::with_status(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()

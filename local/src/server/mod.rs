@@ -19,10 +19,10 @@ use axum::routing::{get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
-use wxkf_core::config::{AccountDirectory, WechatSettings};
 use wxkf_core::hub::Hub;
+use wxkf_core::routes::Routes;
 use wxkf_core::time::Clock;
-use wxkf_core::token::{ApiKeys, TokenSigner};
+use wxkf_core::token::TokenSigner;
 
 use gateway::Gateway;
 
@@ -38,9 +38,7 @@ pub struct AppState {
     pub hub: Hub,
     pub gateway: Arc<Gateway>,
     pub signer: TokenSigner,
-    pub api_keys: ApiKeys,
-    pub directory: AccountDirectory,
-    pub wechat: WechatSettings,
+    pub routes: Routes,
     pub clock: Arc<dyn Clock>,
     pub body_limit_bytes: usize,
 }

@@ -10,6 +10,7 @@
 //! - [`token`]: signed agent tokens and API keys.
 //! - [`ports`]: the store and pusher traits adapters implement.
 //! - [`hub`]: the use cases: receive, connect, agent frames, disconnect, sweep.
+//! - [`routes`]: the `send` and `send_xml` HTTP routes, shared by every entry point.
 //! - [`memory`]: in-memory adapters, used in tests and as the reference store.
 //! - [`config`]: typed configuration from `WXKF_…` variables.
 //! - `conformance` (feature `test-support`): the suite every store adapter passes.
@@ -21,6 +22,7 @@ pub mod ids;
 pub mod memory;
 pub mod message;
 pub mod ports;
+pub mod routes;
 pub mod time;
 pub mod token;
 pub mod upstream;
