@@ -1,6 +1,6 @@
 //! Durability: the server is killed with SIGKILL while messages flow and started again on the
-//! same data folder. Every message answered `200 success` must reach the agent, and a client
-//! that acked what it holds gets none of that again.
+//! same data folder. Every message acknowledged with `200 success` must reach the agent, and a
+//! client gets none of the frames it acked again.
 
 mod support;
 
@@ -79,8 +79,8 @@ struct Received {
 }
 
 impl Received {
-    /// The highest seq below which the client holds every frame; frames can arrive out of seq
-    /// order when messages race, and seqs have no gaps.
+    /// Returns the highest seq below which the client has every frame. Frames can arrive out of
+    /// seq order when messages race, and seqs have no gaps.
     fn watermark(&self) -> u64 {
         let mut mark = 0;
         while self.by_seq.contains_key(&(mark + 1)) {
@@ -193,7 +193,7 @@ async fn sigkill_loses_no_accepted_message() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // Phase 2: with the agent offline, four senders post concurrently and the server is
-    // killed mid-flow; each sender records the ids answered `success`.
+    // killed mid-flow; each sender records the ids acknowledged with `success`.
     let accepted = Arc::new(Mutex::new(HashSet::new()));
     let mut senders = Vec::new();
     for lane in 0..4 {

@@ -31,7 +31,7 @@ pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 /// reconnects with `last_seq` and loses nothing, as every frame is stored.
 const SOCKET_QUEUE_FRAMES: usize = 4096;
 
-/// What the socket task sends next.
+/// The next item the socket task sends.
 #[derive(Debug)]
 pub enum Outgoing {
     Text(String),
@@ -149,7 +149,7 @@ impl Pusher for GatewayPusher {
     }
 }
 
-/// API Gateway answers management calls for closed or unknown ids with 410 Gone.
+/// Returns 410 Gone, as API Gateway does for management calls on closed or unknown ids.
 fn gone() -> Response {
     (StatusCode::GONE, Json(json!({ "message": "Gone" }))).into_response()
 }

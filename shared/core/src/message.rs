@@ -1,5 +1,5 @@
-//! What a WeChat user sent, after the XML or JSON route has parsed it: one [`Inbound`] type
-//! for both routes, so that routing and delivery never see the wire format.
+//! A WeChat user's message or event after the XML or JSON route has parsed it. Both routes
+//! produce the one [`Inbound`] type, so that routing and delivery never see the wire format.
 
 use serde::{Deserialize, Serialize};
 
@@ -67,7 +67,7 @@ pub enum MessageBody {
     },
 }
 
-/// Where a media message's file can be fetched from.
+/// The source a media message's file can be fetched from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MediaSource {
     /// WeChat's `MediaId`, fetched through `media/get`.
@@ -120,9 +120,9 @@ impl UserEvent {
         }
     }
 
-    /// Whether the event opens the user's 48-hour reply window. WeChat counts a message, a
-    /// follow, a QR scan and a click menu event as interactions; a location report, a link menu
-    /// event and an unfollow do not.
+    /// Returns whether the event opens the user's 48-hour reply window. WeChat counts a message,
+    /// a follow, a QR scan and a click menu event as interactions. A location report, a link menu
+    /// event and an unfollow are not.
     pub fn opens_window(&self) -> bool {
         matches!(
             self,
@@ -132,7 +132,7 @@ impl UserEvent {
 }
 
 impl MessageBody {
-    /// The agent frame's `msg_type` for this body.
+    /// Returns the agent frame's `msg_type` for this body.
     pub fn msg_type(&self) -> &'static str {
         match self {
             MessageBody::Text { .. } => "text",

@@ -1,7 +1,7 @@
-//! Ports: the traits the core uses to reach storage and sockets. Adapters implement them (the
+//! Ports: the traits the core uses to reach storage and sockets. Adapters implement them: the
 //! in-memory ones in [`crate::memory`], SQLite in the `wxkf` crate, DynamoDB and API Gateway in
-//! `wxkf-aws`); every store adapter passes the same conformance suite
-//! ([`crate::conformance`], behind the `test-support` feature).
+//! `wxkf-aws`. Every store adapter passes the same conformance suite ([`crate::conformance`],
+//! behind the `test-support` feature).
 //!
 //! Store operations that must not interleave with a concurrent writer are single calls
 //! (assignment, deduplicated append, connection removal): each adapter makes them atomic
@@ -62,7 +62,7 @@ pub struct Contact {
     pub window_closes_at: Timestamp,
 }
 
-/// An online agent with its current load, as assignment sees it.
+/// An online agent with its current load, as assignment uses it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentLoad {
     pub agent: AgentId,
@@ -94,10 +94,10 @@ pub struct Assignment {
 #[derive(Debug, Clone, PartialEq)]
 pub enum AssignOutcome {
     /// The user is now the agent's contact. Frames that waited in the company queue for this
-    /// user were moved to the agent's stream after the notice, in arrival order; `frames` holds
+    /// user were moved to the agent's stream after the notice, in arrival order. `frames` contains
     /// the notice and those, with their new positions.
     Assigned { frames: Vec<(Seq, Frame)> },
-    /// Another agent (or this one) already holds the user with an open window.
+    /// Another agent (or this one) already has the user as a contact with an open window.
     Taken(Contact),
     /// The agent has no room.
     AgentFull,
@@ -317,7 +317,7 @@ impl<T: ConnectionStore + ContactStore + StreamStore> Store for T {}
 /// Why a push did not reach the socket.
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
-    /// The socket is closed (API Gateway answers 410 Gone); the connection should be removed.
+    /// The socket is closed (API Gateway returns 410 Gone), so the connection should be removed.
     #[error("connection is gone")]
     Gone,
     /// The payload exceeds the gateway's message limit; retrying cannot help.

@@ -49,12 +49,12 @@ impl TimeKind {
         }
     }
 
-    /// The index partition key of one shard.
+    /// Returns the index partition key of one shard.
     pub fn shard_key(self, shard: u32) -> String {
         format!("{}#{shard}", self.prefix())
     }
 
-    /// The index partition key for an item, chosen by a hash of its table key so that one
+    /// Returns the index partition key for an item, chosen by a hash of its table key so that one
     /// item always lands in the same shard.
     pub fn shard_for(self, pk: &str, sk: &str) -> String {
         let digest = Sha256::new()
@@ -66,13 +66,13 @@ impl TimeKind {
     }
 }
 
-/// A time as an index sort key: milliseconds, zero-padded so that text order is time order.
+/// Returns a time as an index sort key: milliseconds, zero-padded so that text order is time order.
 /// Times before the epoch are clamped to zero.
 pub fn time_sort_key(at: Timestamp) -> String {
     format!("{:015}", at.0.max(0))
 }
 
-/// A stream position as a sort key, zero-padded so that text order is numeric order.
+/// Returns a stream position as a sort key, zero-padded so that text order is numeric order.
 pub fn frame_sk(seq: Seq) -> String {
     format!("F#{:020}", seq.0)
 }
@@ -83,27 +83,27 @@ pub const FRAME_SK_MAX: &str = "F#99999999999999999999";
 // Partition keys. Ids may contain `#`, but every key ends with the id, or puts it between
 // fixed-length parts, so two different ids never produce the same key.
 
-/// An agent's partition: its stream counters, connections, contact copies and frames.
+/// Returns an agent's partition: its stream counters, connections, contact copies and frames.
 pub fn agent_pk(agent: &AgentId) -> String {
     format!("A#{agent}")
 }
 
-/// The item that finds a connection by its id alone.
+/// Returns the item that finds a connection by its id alone.
 pub fn connection_pk(id: &ConnectionId) -> String {
     format!("CONN#{id}")
 }
 
-/// A company's partition: one presence item per agent that connected.
+/// Returns a company's partition: one presence item per agent that connected.
 pub fn company_pk(company: &CompanyId) -> String {
     format!("CO#{company}")
 }
 
-/// A company's queue: one head item per waiting user and the waiting frames.
+/// Returns a company's queue: one head item per waiting user and the waiting frames.
 pub fn queue_pk(company: &CompanyId) -> String {
     format!("Q#{company}")
 }
 
-/// The primary contact item, found by company and user. The company id is length-prefixed
+/// Returns the primary contact item, found by company and user. The company id is length-prefixed
 /// because both ids may contain `#`.
 pub fn contact_pk(company: &CompanyId, user: &OpenId) -> String {
     format!("U#{}#{company}#{user}", company.as_str().len())
@@ -122,7 +122,7 @@ pub fn agent_connection_sk(id: &ConnectionId) -> String {
     format!("CONN#{id}")
 }
 
-/// The sort key of a contact's copy in its agent's partition.
+/// Returns the sort key of a contact's copy in its agent's partition.
 pub fn agent_contact_sk(company: &CompanyId, user: &OpenId) -> String {
     format!("CT#{}#{company}#{user}", company.as_str().len())
 }
@@ -135,13 +135,13 @@ pub fn queue_head_sk(user: &OpenId) -> String {
     format!("U#{user}")
 }
 
-/// The prefix of a user's waiting frames in the company queue; the user id is length-prefixed
+/// Returns the prefix of a user's waiting frames in the company queue; the user id is length-prefixed
 /// so that one user's prefix never matches another user's frames.
 pub fn queue_frames_prefix(user: &OpenId) -> String {
     format!("F#{}#{user}#", user.as_str().len())
 }
 
-/// A waiting frame: arrival time first so that a prefix query returns arrival order, then a
+/// Returns a waiting frame: arrival time first so that a prefix query returns arrival order, then a
 /// digest of the dedup key so that two frames in the same millisecond get distinct keys.
 pub fn queue_frame_sk(user: &OpenId, at: Timestamp, dedup: &str) -> String {
     let digest = Sha256::digest(dedup.as_bytes());
@@ -232,7 +232,7 @@ fn corrupt(item: &Item, name: &str, expected: &str) -> StoreError {
     StoreError::Corrupt(format!("item {pk}: attribute {name} is not {expected}"))
 }
 
-/// The connection's attributes, shared by its lookup item and its copy in the agent partition.
+/// Returns the connection's attributes, shared by its lookup item and its copy in the agent partition.
 pub fn connection_attributes(connection: &Connection) -> Item {
     let mut item = HashMap::from([
         ("connection_id".to_owned(), s(connection.id.as_str())),
@@ -267,7 +267,7 @@ pub fn connection_from_item(item: &Item) -> Result<Connection, StoreError> {
     })
 }
 
-/// The contact's attributes, shared by the primary item and the copy in the agent partition.
+/// Returns the contact's attributes, shared by the primary item and the copy in the agent partition.
 pub fn contact_attributes(contact: &Contact) -> Item {
     HashMap::from([
         ("company".to_owned(), s(contact.company.as_str())),
@@ -295,7 +295,7 @@ pub fn contact_from_item(item: &Item) -> Result<Contact, StoreError> {
     })
 }
 
-/// The primary contact item with its `by_time` index keys.
+/// Returns the primary contact item with its `by_time` index keys.
 pub fn contact_item(contact: &Contact) -> Item {
     let pk = contact_pk(&contact.company, &contact.user);
     let mut item = key(pk.clone(), CONTACT_SK);
@@ -311,7 +311,7 @@ pub fn contact_item(contact: &Contact) -> Item {
     item
 }
 
-/// The contact's copy in its agent's partition, which lets an agent's contacts be counted and
+/// Returns the contact's copy in its agent's partition, which lets an agent's contacts be counted and
 /// listed with one strongly consistent query.
 pub fn agent_contact_item(contact: &Contact) -> Item {
     let mut item = key(
@@ -322,7 +322,7 @@ pub fn agent_contact_item(contact: &Contact) -> Item {
     item
 }
 
-/// A stored frame of an agent's stream.
+/// Returns a stored frame of an agent's stream.
 pub fn frame_item(agent: &AgentId, seq: Seq, frame: &Frame, stored_at: Timestamp) -> Item {
     let pk = agent_pk(agent);
     let sk = frame_sk(seq);
@@ -351,7 +351,7 @@ pub fn parse_frame(json: &str) -> Result<Frame, StoreError> {
         .map_err(|error| StoreError::Corrupt(format!("stored frame is not a frame: {error}")))
 }
 
-/// A dedup record: its existence makes a retry of the same message a duplicate until
+/// Returns a dedup record: its existence makes a retry of the same message a duplicate until
 /// `expires_at`.
 pub fn dedup_item(dedup: &str, expires_at: Timestamp) -> Item {
     let pk = dedup_pk(dedup);

@@ -31,7 +31,7 @@ use items::{Item, PK, SK};
 /// same agent's stream or queue in between. Each retry follows a commit by someone else.
 pub const TRANSACTION_ATTEMPTS: u32 = 16;
 
-/// Where the store keeps its items.
+/// The table the store keeps its items in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableConfig {
     pub table_name: String,
@@ -167,7 +167,7 @@ fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> StoreError {
     StoreError::unavailable(error)
 }
 
-/// Why a transaction did not commit.
+/// The reason a transaction did not commit.
 #[derive(Debug)]
 enum TransactionFailure {
     /// The conditions of these items (indexes into the request) failed.

@@ -23,7 +23,7 @@ use crate::clients;
 use crate::settings::AwsSettings;
 use crate::{ApiGatewayPusher, DynamoStore, TableConfig};
 
-/// What a function builds once per cold start and shares with every event.
+/// The clients and hub a function builds once per cold start and shares with every event.
 #[derive(Clone)]
 pub struct Runtime {
     pub hub: Hub,
@@ -31,7 +31,7 @@ pub struct Runtime {
     pub clock: Arc<dyn Clock>,
 }
 
-/// Why a function could not start.
+/// The reason a function could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
